@@ -1,0 +1,1 @@
+"""ssc-orchestration."""
