@@ -73,9 +73,11 @@ def test_a_file_breaking_the_schema_is_refused_on_read_naming_the_file(tmp_path)
     data = path.read_bytes()
     assert data.count(b"season: s01") == 1
     path.write_bytes(data.replace(b"season: s01", b"season: sXY"))  # same length: blocks intact
-    with pytest.raises(ProductValidationError, match=r"bad\.asdf: .*season") as err:
-        with open_product(path):
-            pass
+    with (
+        pytest.raises(ProductValidationError, match=r"bad\.asdf: .*season") as err,
+        open_product(path),
+    ):
+        pass
     assert "\n" not in str(err.value)
 
 

@@ -37,8 +37,10 @@ class Settings(BaseSettings):
         None, description="S3 endpoint (a local S3 server in tests); default: AWS"
     )
     s3_region: str = "us-east-1"
-    s3_max_attempts: int = Field(8, ge=1, description="tries per S3 request (5xx, throttling)")
+    s3_max_attempts: int = Field(5, ge=1, description="tries per S3 request (5xx, throttling)")
     s3_multipart_threshold_mb: int = Field(64, ge=5)
+    pushgateway_url: str | None = Field(None, description="Prometheus Pushgateway for metrics")
+    metrics_file: str | None = Field(None, description="node-exporter text file for metrics")
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     processing_id: str = Field("r01", max_length=3, description="release id, e.g. r03")

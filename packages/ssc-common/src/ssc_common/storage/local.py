@@ -67,11 +67,14 @@ class LocalStorage(Storage):
         target = self.path(key)
         digest = hashlib.sha256()
         try:
-            with atomic_path(target) as temporary, open(path, "rb") as src:
-                with open(temporary, "wb") as dst:
-                    while chunk := src.read(CHUNK_BYTES):
-                        digest.update(chunk)
-                        dst.write(chunk)
+            with (
+                atomic_path(target) as temporary,
+                open(path, "rb") as src,
+                open(temporary, "wb") as dst,
+            ):
+                while chunk := src.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    dst.write(chunk)
         except FileNotFoundError:
             raise StorageError(str(path), "source file does not exist") from None
         except OSError as exc:
@@ -98,12 +101,15 @@ class LocalStorage(Storage):
 
     def get_file(self, key: str, path: Path) -> ObjectInfo:
         source = self._existing(key)
-        with atomic_path(Path(path)) as temporary:
-            shutil.copyfile(source, temporary)
+        try:
+            with atomic_path(Path(path)) as temporary:
+                shutil.copyfile(source, temporary)
+        except OSError as exc:
+            raise StorageError(str(path), f"copy failed: {exc.strerror or exc}") from exc
         return self._info(key, source)
 
     def open_read(self, key: str) -> BinaryIO:
-        return open(self._existing(key), "rb")  # noqa: SIM115 - the caller closes it
+        return open(self._existing(key), "rb")
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()

@@ -1,0 +1,1 @@
+"""Helpers for tests of the SSC packages: local servers, fault injection (never in production)."""
