@@ -1,29 +1,10 @@
-"""The ``msos`` command is installed and shares the SSC CLI base."""
+"""The ``msos`` command is installed and follows the shared SSC CLI contract."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from msos.cli import app
-from ssc_common.cli_base import run_app
+from ssc_common.testing.cli import check_cli_contract
 
 
-def test_version_names_(capsys):
-    assert run_app(app, ["version"]) == 0
-    out = capsys.readouterr().out
-    assert "msos " in out and "ssc-common " in out and "roman-schemas " in out
-
-
-def test_the_console_script_shows_the_shared_options():
-    script = os.path.join(os.path.dirname(sys.executable), "msos")
-    result = subprocess.run([script, "--help"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    for option in ("--storage", "--database", "--verbose", "--log-format"):
-        assert option in result.stdout
-
-
-def test_an_unknown_subcommand_is_a_usage_error(capsys):
-    assert run_app(app, ["no-such-step"]) == 2
-    assert "No such command" in capsys.readouterr().err
+def test_the_msos_command_follows_the_cli_contract():
+    check_cli_contract("msos", app)

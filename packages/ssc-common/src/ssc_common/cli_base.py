@@ -38,8 +38,12 @@ LogFormatOption = Annotated[
 ]
 
 
-def make_app(name: str, help_text: str) -> typer.Typer:
-    """A typer app with the shared options; commands get the Context as ``ctx.obj``."""
+def make_app(name: str, help_text: str, distribution: str | None = None) -> typer.Typer:
+    """A typer app with the shared options and a ``version`` command.
+
+    Commands get the :class:`Context` as ``ctx.obj``; ``distribution`` (default ``name``) is
+    the package whose version ``version`` reports beside the shared packages'.
+    """
     app = typer.Typer(
         name=name,
         help=help_text,
@@ -62,6 +66,14 @@ def make_app(name: str, help_text: str) -> typer.Typer:
         context.verbose = verbose
         ctx.obj = context
         ctx.call_on_close(context.close)
+
+    @app.command()
+    def version() -> None:
+        """Versions of this package and of the shared packages it runs with."""
+        from ssc_common.publish import software_versions
+
+        for package, number in software_versions(distribution or name).items():
+            typer.echo(f"{package} {number}")
 
     return app
 
