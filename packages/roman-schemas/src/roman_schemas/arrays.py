@@ -39,7 +39,13 @@ class ArraySpec:
             value = np.asarray(value)
             actual = value.dtype
         wanted = np.dtype(self.dtype)
-        if actual.newbyteorder("=") != wanted.newbyteorder("="):
+        if wanted.kind in "US":
+            # Strings: any length up to the declared width (stored at that width).
+            if actual.kind != wanted.kind or actual.itemsize > wanted.itemsize:
+                raise ValueError(f"dtype {actual.str} where at most {wanted.str} is required")
+            if isinstance(value, np.ndarray) and actual.itemsize != wanted.itemsize:
+                value = value.astype(wanted)
+        elif actual.newbyteorder("=") != wanted.newbyteorder("="):
             if isinstance(value, np.ndarray) and np.can_cast(actual, wanted, "safe"):
                 value = value.astype(wanted)
             else:
@@ -57,6 +63,18 @@ class ArraySpec:
                 lambda v: v, when_used="always"
             ),
         )
+
+
+def asdf_datatype(dtype: str) -> str | list[str | int]:
+    """The ASDF ndarray ``datatype`` of a numpy dtype name (``U16`` → ``[ucs4, 16]``)."""
+    resolved = np.dtype(dtype)
+    if resolved.kind == "U":
+        return ["ucs4", resolved.itemsize // 4]
+    if resolved.kind == "S":
+        return ["ascii", resolved.itemsize]
+    if resolved.kind == "b":
+        return "bool8"
+    return resolved.name
 
 
 def _is_lazy_array(value: Any) -> bool:

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
 
-from roman_schemas.arrays import ArraySpec
+from roman_schemas.arrays import ArraySpec, asdf_datatype
 from roman_schemas.product import URI_PREFIX, Product, registered_products
 
 RESOURCES = Path(__file__).parent / "resources"
@@ -26,7 +26,11 @@ MANIFEST_VERSION = "1.0.0"
 
 
 def _array_schema(spec: ArraySpec) -> dict[str, Any]:
-    schema: dict[str, Any] = {"tag": NDARRAY_TAG, "datatype": spec.dtype, "ndim": spec.ndim}
+    schema: dict[str, Any] = {
+        "tag": NDARRAY_TAG,
+        "datatype": asdf_datatype(spec.dtype),
+        "ndim": spec.ndim,
+    }
     if spec.unit:
         schema["unit"] = spec.unit
     if spec.time_scale:

@@ -1,4 +1,6 @@
-"""Tables inside products: named 1-D array columns of one length, with units kept on export.
+"""Tables inside products: named array columns of one length, with units kept on export.
+
+A column is 1-D, or N-D with rows along the first axis (a p(z) grid per source, say).
 
 Columns are stored as separate ASDF arrays (not one structured array) so a reader that wants
 two columns of a 200-million-row catalog loads only those two.
@@ -24,7 +26,7 @@ def field_array_spec(model: type[BaseModel], name: str) -> ArraySpec | None:
 
 
 class Table(BaseModel):
-    """A table whose every field is a 1-D ``NDArray`` column of the same length."""
+    """A table whose every field is an ``NDArray`` column with rows along the first axis."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=False)
 
@@ -44,8 +46,8 @@ class Table(BaseModel):
         specs = {}
         for name in cls.model_fields:
             spec = field_array_spec(cls, name)
-            if spec is None or spec.ndim != 1:
-                raise TypeError(f"{cls.__name__}.{name} must be a 1-D NDArray column")
+            if spec is None or spec.ndim < 1:
+                raise TypeError(f"{cls.__name__}.{name} must be an NDArray column")
             specs[name] = spec
         return specs
 
@@ -70,7 +72,13 @@ class Table(BaseModel):
                 field_meta["unit"] = spec.unit
             if spec.time_scale:
                 field_meta["time_scale"] = spec.time_scale
-            array = pa.array(column)
+            if column.ndim == 1:
+                array = pa.array(column)
+            else:  # N-D cells: a fixed-size list per row, the cell shape kept in metadata
+                field_meta["shape"] = json.dumps(list(column.shape[1:]))
+                width = int(np.prod(column.shape[1:]))
+                flat = pa.array(np.ascontiguousarray(column).reshape(-1))
+                array = pa.FixedSizeListArray.from_arrays(flat, width)
             fields.append(pa.field(name, array.type, metadata=field_meta))
             arrays.append(array)
         schema_meta = {"roman_ssc": json.dumps(metadata or {}, default=str)}
@@ -96,4 +104,13 @@ class Table(BaseModel):
     @classmethod
     def from_arrow(cls, table: Any) -> Table:
         """The table back from ``to_arrow`` output (extra columns are an error)."""
-        return cls(**{name: table.column(name).to_numpy() for name in table.column_names})
+        columns = {}
+        for field in table.schema:
+            column = table.column(field.name).combine_chunks()
+            shape = (field.metadata or {}).get(b"shape")
+            if shape is None:
+                columns[field.name] = column.to_numpy(zero_copy_only=False)
+            else:
+                flat = column.flatten().to_numpy(zero_copy_only=False)
+                columns[field.name] = flat.reshape(len(column), *json.loads(shape))
+        return cls(**columns)
