@@ -1,0 +1,1 @@
+"""GDPS products: grism and prism spectra, their locations, redshifts and quality reports."""
