@@ -143,6 +143,17 @@ def generate() -> None:
         typer.echo(f"wrote {path}")
 
 
+@app.command()
+def release(
+    examples: Annotated[Path, typer.Argument(help="folder of frozen per-version example files")],
+) -> None:
+    """Freeze the current schemas (developers, at a release): record digests, write examples."""
+    from roman_schemas.schema_gen import release as freeze
+
+    for path in freeze(examples):
+        typer.echo(f"released {path}")
+
+
 def main() -> None:
     """Entry point of the ``roman-schemas`` command."""
     app()

@@ -8,7 +8,7 @@ the asdf extension of this package then reads and writes it under its own tag.
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -99,6 +99,14 @@ class Product(BaseModel):
         """Keywords computed from several fields; subclasses extend."""
         return {}
 
+    @classmethod
+    def archive_keyword_names(cls) -> set[str]:
+        """Every archive keyword this product type can emit (optional ones when they apply)."""
+        names: set[str] = set()
+        _archive_names(cls.model_fields["meta"].annotation, names)
+        names |= set(cls.example().extra_archive_keywords())
+        return names
+
 
 def _to_tree(value: Any) -> Any:
     if isinstance(value, BaseModel):
@@ -110,6 +118,8 @@ def _to_tree(value: Any) -> Any:
         return tree
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):
@@ -135,12 +145,26 @@ def archive_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
 
+def _archive_names(model: Any, out: set[str]) -> None:
+    for field in model.model_fields.values():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if "archive" in extra:
+            out.add(str(extra["archive"]))
+            continue
+        annotation = field.annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                _archive_names(candidate, out)
+
+
 def _collect_archive(model: BaseModel, out: dict[str, Any]) -> None:
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         keyword = extra.get("archive")
         if keyword is not None:
+            if value is None:
+                continue  # an optional keyword that does not apply to this product
             if isinstance(value, datetime):
                 value = archive_time(value)
             elif isinstance(value, enum.Enum):

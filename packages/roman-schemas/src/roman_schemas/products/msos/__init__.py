@@ -1,0 +1,76 @@
+"""MSOS products: reference frames, light curves, object and event catalogs, DQA reports."""
+
+from roman_schemas.products.msos.catalogs import (
+    FiducialObjects,
+    ObjectFiducialCatalog,
+    ObjectPeriodicCatalog,
+    PeriodicObjects,
+    VariabilityCatalog,
+    VariableObjects,
+)
+from roman_schemas.products.msos.dqa import (
+    DqaEventsLevel4,
+    DqaPhotometryLevel3,
+    DqaPhotometryLevel4,
+)
+from roman_schemas.products.msos.events import (
+    DetectionEfficiencyCatalog,
+    Events,
+    Injections,
+    MicrolensingEventCatalog,
+)
+from roman_schemas.products.msos.flags import EpochFlag, PhotometryFlag
+from roman_schemas.products.msos.legacy import ReferenceFrameV1_0_0
+from roman_schemas.products.msos.meta import (
+    ExposureSpan,
+    MsosDailyMeta,
+    MsosDqaMeta,
+    MsosEfficiencyMeta,
+    MsosMeta,
+    MsosPartitionMeta,
+    MsosRegionMeta,
+    Pointing,
+)
+from roman_schemas.products.msos.photometry import (
+    DailyLightCurves,
+    Epochs,
+    GriddedPSF,
+    LightCurveCatalog,
+    LightCurveObjects,
+    ReferenceFrame,
+    ReferenceObjects,
+)
+
+__all__ = [
+    "DailyLightCurves",
+    "DetectionEfficiencyCatalog",
+    "DqaEventsLevel4",
+    "DqaPhotometryLevel3",
+    "DqaPhotometryLevel4",
+    "EpochFlag",
+    "Epochs",
+    "Events",
+    "ExposureSpan",
+    "FiducialObjects",
+    "GriddedPSF",
+    "Injections",
+    "LightCurveCatalog",
+    "LightCurveObjects",
+    "MicrolensingEventCatalog",
+    "MsosDailyMeta",
+    "MsosDqaMeta",
+    "MsosEfficiencyMeta",
+    "MsosMeta",
+    "MsosPartitionMeta",
+    "MsosRegionMeta",
+    "ObjectFiducialCatalog",
+    "ObjectPeriodicCatalog",
+    "PeriodicObjects",
+    "PhotometryFlag",
+    "Pointing",
+    "ReferenceFrame",
+    "ReferenceFrameV1_0_0",
+    "ReferenceObjects",
+    "VariabilityCatalog",
+    "VariableObjects",
+]

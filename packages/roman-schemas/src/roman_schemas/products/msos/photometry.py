@@ -1,0 +1,325 @@
+"""MSOS photometry products: the L3 reference frame, daily light curves, the L4 light-curve
+catalog. Light curves are dense objects × epochs arrays per partition, never a file per star.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import ClassVar, Self
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from roman_schemas.arrays import NDArray
+from roman_schemas.meta import MetaModel
+from roman_schemas.products.msos.base import MsosProduct
+from roman_schemas.products.msos.flags import EpochFlag, PhotometryFlag, describe
+from roman_schemas.products.msos.meta import (
+    RAD_MSOS,
+    MsosDailyMeta,
+    MsosPartitionMeta,
+    example_partition,
+)
+from roman_schemas.tables import Table
+from roman_schemas.wfi import ImageUnit
+
+#: solid angle of one 0.11" WFI pixel, to turn MJy/sr summed over pixels into µJy
+PIXEL_SOLID_ANGLE_SR = (0.11 / 206264.806) ** 2
+LIGHT_CURVE_RAD = f"{RAD_MSOS}/wfi_microlensing_light_curve_catalog_level_4-1.0.0"
+
+
+class GriddedPSF(MetaModel):
+    """A spatially varying PSF: oversampled stamps at a grid of detector positions."""
+
+    model_config = MetaModel.model_config | {"arbitrary_types_allowed": True}
+
+    stamps: NDArray("float32", 3) = Field(description="PSF stamps (n_grid, ny, nx), sum 1")
+    x_pix: NDArray("float64", 1, unit="pix") = Field(description="detector x of each stamp")
+    y_pix: NDArray("float64", 1, unit="pix") = Field(description="detector y of each stamp")
+    oversampling: int = Field(ge=1, description="stamp pixels per detector pixel")
+
+    @model_validator(mode="after")
+    def _grid_matches(self) -> Self:
+        n = self.stamps.shape[0]
+        if self.x_pix.shape != (n,) or self.y_pix.shape != (n,):
+            raise ValueError(f"{n} stamps but {self.x_pix.shape[0]} grid positions")
+        return self
+
+    @classmethod
+    def example(cls, size: int, sigma_pix: float = 1.2, oversampling: int = 4) -> GriddedPSF:
+        """A 2×2 grid of Gaussian stamps over a ``size``-pixel detector."""
+        half = 3 * oversampling
+        stamp_y, stamp_x = np.mgrid[-half : half + 1, -half : half + 1] / oversampling
+        stamp = np.exp(-(stamp_x**2 + stamp_y**2) / (2 * sigma_pix**2)).astype("float32")
+        grid = np.array([size / 4, 3 * size / 4])
+        gx, gy = np.meshgrid(grid, grid)
+        return cls(
+            stamps=np.repeat((stamp / stamp.sum())[None], 4, axis=0),
+            x_pix=gx.ravel().astype("float64"),
+            y_pix=gy.ravel().astype("float64"),
+            oversampling=oversampling,
+        )
+
+
+class ReferenceObjects(Table):
+    """Objects measured on the reference frame by PSF fitting."""
+
+    key_column: ClassVar[str] = "object_id"
+
+    object_id: NDArray("int64", 1) = Field(description="stable object id in the partition")
+    x_pix: NDArray("float64", 1, unit="pix") = Field(description="x on the reference frame")
+    y_pix: NDArray("float64", 1, unit="pix") = Field(description="y on the reference frame")
+    ra_deg: NDArray("float64", 1, unit="deg") = Field(description="right ascension (ICRS)")
+    dec_deg: NDArray("float64", 1, unit="deg") = Field(description="declination (ICRS)")
+    flux_ujy: NDArray("float32", 1, unit="uJy") = Field(description="PSF flux")
+    flux_err_ujy: NDArray("float32", 1, unit="uJy") = Field(description="1-sigma error")
+    psf_qfit: NDArray("float32", 1) = Field(description="PSF fit quality: |residual| / flux")
+    flags: NDArray("uint32", 1) = Field(description=describe(PhotometryFlag))
+
+
+def _star_field(size: int, n_objects: int, seed: int, sigma: float = 1.2) -> tuple:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    x = rng.uniform(4, size - 4, n_objects)
+    y = rng.uniform(4, size - 4, n_objects)
+    flux = rng.lognormal(3, 1, n_objects).astype("float32")
+    image = np.zeros((size, size), dtype="float32")
+    for xi, yi, fi in zip(x, y, flux, strict=True):
+        image += (
+            fi
+            * np.exp(-((xx - xi) ** 2 + (yy - yi) ** 2) / (2 * sigma**2))
+            / (2 * np.pi * sigma**2)
+        )
+    image += rng.normal(0.5, 0.05, image.shape).astype("float32")
+    return x, y, flux, image
+
+
+def example_wcs(size: int, ra_deg: float = 268.0, dec_deg: float = -29.0) -> dict:
+    """A FITS TAN WCS header of a ``size``-pixel frame with 0.11" pixels."""
+    scale = 0.11 / 3600
+    return {
+        "WCSAXES": 2,
+        "CTYPE1": "RA---TAN",
+        "CTYPE2": "DEC--TAN",
+        "CRPIX1": (size + 1) / 2,
+        "CRPIX2": (size + 1) / 2,
+        "CRVAL1": ra_deg,
+        "CRVAL2": dec_deg,
+        "CD1_1": -scale,
+        "CD1_2": 0.0,
+        "CD2_1": 0.0,
+        "CD2_2": scale,
+        "CUNIT1": "deg",
+        "CUNIT2": "deg",
+        "RADESYS": "ICRS",
+    }
+
+
+class ReferenceFrame(MsosProduct):
+    """L3 reference frame of one partition: stacked image, error, mask, WCS, PSF and objects."""
+
+    product_type: ClassVar[str] = "wfi_microlensing_reference_frame_level_3"
+    schema_version: ClassVar[str] = "1.1.0"
+    rad_schema: ClassVar[str] = f"{RAD_MSOS}/wfi_microlensing_reference_frame_level_3-1.0.0"
+    export_table: ClassVar[str] = "objects"
+
+    meta: MsosPartitionMeta
+    image_unit: ImageUnit = Field(description="unit of data and err")
+    n_epochs_stacked: int = Field(ge=1, description="epochs in the stack")
+    data: NDArray("float32", 2) = Field(description="stacked image (image_unit)")
+    err: NDArray("float32", 2) = Field(description="1-sigma error of data (image_unit)")
+    mask: NDArray("uint32", 2) = Field(description="data-quality bits (romancal dq)")
+    coverage: NDArray("uint16", 2) = Field(description="epochs contributing to each pixel")
+    wcs_fits: dict[str, float | int | str] = Field(
+        description="FITS WCS of the frame (TAN or TAN-SIP keywords), for astropy.wcs.WCS"
+    )
+    psf: GriddedPSF
+    objects: ReferenceObjects
+
+    @model_validator(mode="after")
+    def _same_shape(self) -> Self:
+        shape = self.data.shape
+        for name in ("err", "mask", "coverage"):
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"{name} shape {getattr(self, name).shape} != data {shape}")
+        missing = {"CTYPE1", "CTYPE2", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2"} - set(self.wcs_fits)
+        if missing:
+            raise ValueError(f"wcs_fits lacks {sorted(missing)}")
+        return self
+
+    @classmethod
+    def example(cls, size: int = 64, n_objects: int = 20, seed: int = 1) -> Self:
+        """A small, valid reference frame with a synthetic star field (docs and tests)."""
+        x, y, flux, image = _star_field(size, n_objects, seed)
+        flux_ujy = (flux * PIXEL_SOLID_ANGLE_SR * 1e12).astype("float32")
+        wcs = example_wcs(size)
+        return cls(
+            meta=MsosPartitionMeta(**example_partition(cls)),
+            image_unit="MJy / sr",
+            n_epochs_stacked=12,
+            data=image,
+            err=np.full(image.shape, 0.05, dtype="float32"),
+            mask=np.zeros(image.shape, dtype="uint32"),
+            coverage=np.full(image.shape, 12, dtype="uint16"),
+            wcs_fits=wcs,
+            psf=GriddedPSF.example(size),
+            objects=ReferenceObjects(
+                object_id=np.arange(1, n_objects + 1, dtype="int64"),
+                x_pix=x,
+                y_pix=y,
+                ra_deg=wcs["CRVAL1"]
+                - (x - wcs["CRPIX1"] + 1) * 0.11 / 3600 / np.cos(np.radians(-29)),
+                dec_deg=wcs["CRVAL2"] + (y - wcs["CRPIX2"] + 1) * 0.11 / 3600,
+                flux_ujy=flux_ujy,
+                flux_err_ujy=np.sqrt(flux_ujy) * 0.01,
+                psf_qfit=np.full(n_objects, 0.02, dtype="float32"),
+                flags=np.zeros(n_objects, dtype="uint32"),
+            ),
+        )
+
+
+class Epochs(Table):
+    """One row per epoch (exposure) of a partition, in time order."""
+
+    time_mjd_tdb: NDArray("float64", 1, unit="d", time_scale="tdb") = Field(
+        description="mid-exposure time, barycentric (MJD TDB)"
+    )
+    exposure_time_s: NDArray("float32", 1, unit="s") = Field(description="exposure time")
+    exposure_name: NDArray("U48", 1) = Field(description="Level-2 exposure the epoch comes from")
+    psf_fwhm_pix: NDArray("float32", 1, unit="pix") = Field(description="PSF FWHM of the epoch")
+    background_mjy_sr: NDArray("float32", 1, unit="MJy / sr") = Field(description="sky level")
+    kernel_chi2_dof: NDArray("float32", 1) = Field(description="DIA kernel fit chi² per dof")
+    flags: NDArray("uint16", 1) = Field(description=describe(EpochFlag))
+
+    @model_validator(mode="after")
+    def _time_ordered(self) -> Self:
+        times = np.asarray(self.time_mjd_tdb) if isinstance(self.time_mjd_tdb, np.ndarray) else None
+        if times is not None and times.size > 1 and np.any(np.diff(times) <= 0):
+            raise ValueError("epochs must be in strictly increasing time order")
+        return self
+
+
+class LightCurveProduct(MsosProduct):
+    """Dense light curves of one partition: difference fluxes per object (rows) and epoch."""
+
+    epochs: Epochs
+    object_id: NDArray("int64", 1) = Field(description="object id of each row (fiducial catalog)")
+    delta_flux_ujy: NDArray("float32", 2, unit="uJy") = Field(
+        description="difference-image PSF flux (objects × epochs); total = ref_flux + this"
+    )
+    delta_flux_err_ujy: NDArray("float32", 2, unit="uJy") = Field(
+        description="1-sigma error of delta_flux_ujy"
+    )
+    flags: NDArray("uint16", 2) = Field(description=describe(PhotometryFlag))
+
+    @model_validator(mode="after")
+    def _dense_shapes(self) -> Self:
+        shape = (self.object_id.shape[0], len(self.epochs))
+        for name in ("delta_flux_ujy", "delta_flux_err_ujy", "flags"):
+            if tuple(getattr(self, name).shape) != shape:
+                raise ValueError(
+                    f"{name} shape {tuple(getattr(self, name).shape)} != objects × epochs {shape}"
+                )
+        return self
+
+
+def _example_light_curves(n_objects: int, n_epochs: int, start_mjd: float, seed: int) -> dict:
+    """Noise plus one Paczyński event on object 1: plausible rows for examples."""
+    rng = np.random.default_rng(seed)
+    time = start_mjd + np.arange(n_epochs) * 15.0 / 1440.0
+    error = rng.uniform(0.5, 2.0, (n_objects, 1)).astype("float32") * np.ones((1, n_epochs))
+    flux = rng.normal(0, error).astype("float32")
+    t_0, u_0, t_e = time[n_epochs // 2], 0.1, 0.4
+    u = np.hypot(u_0, (time - t_0) / t_e)
+    flux[0] += (20.0 * ((u**2 + 2) / (u * np.sqrt(u**2 + 4)) - 1)).astype("float32")
+    epochs = Epochs(
+        time_mjd_tdb=time,
+        exposure_time_s=np.full(n_epochs, 46.8, dtype="float32"),
+        exposure_name=np.array(
+            [f"r0000101001001001{i:04d}_wfi01_cal.asdf" for i in range(n_epochs)]
+        ),
+        psf_fwhm_pix=rng.normal(1.9, 0.05, n_epochs).astype("float32"),
+        background_mjy_sr=rng.normal(0.5, 0.02, n_epochs).astype("float32"),
+        kernel_chi2_dof=rng.normal(1.0, 0.05, n_epochs).astype("float32"),
+        flags=np.zeros(n_epochs, dtype="uint16"),
+    )
+    return {
+        "epochs": epochs,
+        "object_id": np.arange(1, n_objects + 1, dtype="int64"),
+        "delta_flux_ujy": flux,
+        "delta_flux_err_ujy": error.astype("float32"),
+        "flags": np.zeros((n_objects, n_epochs), dtype="uint16"),
+    }
+
+
+class DailyLightCurves(LightCurveProduct):
+    """One day of light curves of one partition: every object at every epoch of that day."""
+
+    product_type: ClassVar[str] = "wfi_microlensing_daily_light_curves_level_3"
+    schema_version: ClassVar[str] = "1.0.0"
+    rad_schema: ClassVar[str] = LIGHT_CURVE_RAD
+
+    meta: MsosDailyMeta
+
+    @classmethod
+    def example(cls, n_objects: int = 50, n_epochs: int = 96, seed: int = 2) -> Self:
+        """A day (96 epochs at 15 min) of 50 objects, one of them microlensed."""
+        meta = MsosDailyMeta(**example_partition(cls, day=date(2027, 3, 1)))
+        return cls(meta=meta, **_example_light_curves(n_objects, n_epochs, 61465.0, seed))
+
+
+class LightCurveObjects(Table):
+    """Per-object summary of a season's light curves."""
+
+    key_column: ClassVar[str] = "object_id"
+
+    object_id: NDArray("int64", 1) = Field(description="object id (fiducial catalog)")
+    ra_deg: NDArray("float64", 1, unit="deg") = Field(description="right ascension (ICRS)")
+    dec_deg: NDArray("float64", 1, unit="deg") = Field(description="declination (ICRS)")
+    ref_flux_ujy: NDArray("float32", 1, unit="uJy") = Field(description="reference-frame flux")
+    ref_flux_err_ujy: NDArray("float32", 1, unit="uJy") = Field(description="its 1-sigma error")
+    n_epochs_good: NDArray("uint32", 1) = Field(description="epochs without flags")
+    median_delta_flux_ujy: NDArray("float32", 1, unit="uJy") = Field(description="median")
+    rms_delta_flux_ujy: NDArray("float32", 1, unit="uJy") = Field(description="robust rms")
+
+
+class LightCurveCatalog(LightCurveProduct):
+    """L4 light-curve catalog of one partition over a season, with per-object summaries."""
+
+    product_type: ClassVar[str] = "wfi_microlensing_light_curve_catalog_level_4"
+    schema_version: ClassVar[str] = "1.0.0"
+    rad_schema: ClassVar[str] = LIGHT_CURVE_RAD
+    export_table: ClassVar[str] = "objects"
+
+    meta: MsosPartitionMeta
+    objects: LightCurveObjects
+
+    @model_validator(mode="after")
+    def _objects_match_rows(self) -> Self:
+        rows = self.object_id
+        listed = self.objects.object_id
+        if isinstance(rows, np.ndarray) and isinstance(listed, np.ndarray):
+            if not np.array_equal(rows, listed):
+                raise ValueError("objects.object_id must list the light-curve rows in order")
+        elif tuple(rows.shape) != tuple(listed.shape):
+            raise ValueError("objects and light-curve rows differ in number")
+        return self
+
+    @classmethod
+    def example(cls, n_objects: int = 50, n_epochs: int = 400, seed: int = 3) -> Self:
+        """Part of a season (400 epochs) of 50 objects, one of them microlensed."""
+        curves = _example_light_curves(n_objects, n_epochs, 61465.0, seed)
+        flux = curves["delta_flux_ujy"]
+        rng = np.random.default_rng(seed)
+        ref = rng.lognormal(2, 1, n_objects).astype("float32")
+        objects = LightCurveObjects(
+            object_id=curves["object_id"],
+            ra_deg=268.0 + rng.uniform(0, 0.1, n_objects),
+            dec_deg=-29.0 + rng.uniform(0, 0.1, n_objects),
+            ref_flux_ujy=ref,
+            ref_flux_err_ujy=(0.01 * ref).astype("float32"),
+            n_epochs_good=np.full(n_objects, n_epochs, dtype="uint32"),
+            median_delta_flux_ujy=np.median(flux, axis=1).astype("float32"),
+            rms_delta_flux_ujy=(1.4826 * np.median(np.abs(flux), axis=1)).astype("float32"),
+        )
+        return cls(meta=MsosPartitionMeta(**example_partition(cls)), objects=objects, **curves)
