@@ -144,6 +144,15 @@ def generate() -> None:
 
 
 @app.command()
+def docs(out: Annotated[Path, typer.Argument(help="folder for the reference pages")]) -> None:
+    """Write the reference page of every product (fields, types, units) from the schemas."""
+    from roman_schemas.reference_docs import write_pages
+
+    for path in write_pages(out):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
 def release(
     examples: Annotated[Path, typer.Argument(help="folder of frozen per-version example files")],
 ) -> None:

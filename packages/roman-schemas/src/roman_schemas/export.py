@@ -67,5 +67,5 @@ def read_export(path: str | os.PathLike[str], table_type: type[Table]) -> tuple[
     from astropy.table import Table as AstropyTable
 
     astro = AstropyTable.read(source, format="ascii.ecsv")
-    columns = {name: astro[name].data for name in astro.colnames}
-    return table_type(**columns), dict(astro.meta.get("roman_ssc", {}))
+    columns = {name: astro[name] for name in astro.colnames}
+    return table_type.from_columns(columns), dict(astro.meta.get("roman_ssc", {}))

@@ -113,4 +113,22 @@ class Table(BaseModel):
             else:
                 flat = column.flatten().to_numpy(zero_copy_only=False)
                 columns[field.name] = flat.reshape(len(column), *json.loads(shape))
-        return cls(**columns)
+        return cls.from_columns(columns)
+
+    @classmethod
+    def from_columns(cls, columns: dict[str, Any]) -> Table:
+        """The table from columns read elsewhere (Arrow, ECSV): strings and masks normalised."""
+        specs = cls.column_specs()
+        normalised = {}
+        for name, column in columns.items():
+            spec = specs.get(name)
+            if spec is not None and np.dtype(spec.dtype).kind in "US":
+                if np.ma.isMaskedArray(column):
+                    column = column.filled("")
+                column = np.asarray(
+                    ["" if v is None else str(v) for v in np.ravel(column)], dtype=spec.dtype
+                ).reshape(np.shape(column))
+            elif np.ma.isMaskedArray(column):
+                column = column.filled(np.nan if column.dtype.kind == "f" else 0)
+            normalised[name] = np.asarray(column)
+        return cls(**normalised)
