@@ -148,7 +148,9 @@ def open_product(
             with asdf.config_context() as config:
                 config.validate_on_read = True
                 config.warn_on_failed_conversion = False
-                af = asdf.open(handle, lazy_load=True, memmap=False)
+                # A local file is memory-mapped, so reading one light curve of a gigabyte
+                # partition touches a few pages; a stream (S3) loads a block on first use.
+                af = asdf.open(handle, lazy_load=True, memmap=close is not None)
         except SchemaValidationError as exc:
             raise _schema_error(name, exc) from None
         except ProductValidationError as exc:
