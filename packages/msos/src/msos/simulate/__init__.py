@@ -1,0 +1,1 @@
+"""MSOS simulate."""
