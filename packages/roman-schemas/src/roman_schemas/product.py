@@ -8,6 +8,7 @@ the asdf extension of this package then reads and writes it under its own tag.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Self
 
@@ -98,6 +99,19 @@ class Product(BaseModel):
     def extra_archive_keywords(self) -> dict[str, Any]:
         """Keywords computed from several fields; subclasses extend."""
         return {}
+
+    # -- export ---------------------------------------------------------------------------
+    def export_columns(self) -> list[Any]:
+        """The columns a Parquet/ECSV export writes (``roman_schemas.tables.ExportColumn``)."""
+        from roman_schemas.export import product_table
+
+        return product_table(self).export_columns()
+
+    def export_batches(self, rows: int) -> Iterator[dict[str, Any]]:
+        """The exported rows in batches of at most ``rows`` (``{column name: array}``)."""
+        from roman_schemas.export import product_table
+
+        return product_table(self).export_batches(rows)
 
     @classmethod
     def archive_keyword_names(cls) -> set[str]:

@@ -23,7 +23,7 @@ from roman_schemas.product import URI_PREFIX, Product, registered_products
 RESOURCES = Path(__file__).parent / "resources"
 NDARRAY_TAG = "tag:stsci.edu:asdf/core/ndarray-1.*"
 METASCHEMA = "http://stsci.edu/schemas/yaml-schema/draft-01"
-MANIFEST_VERSION = "1.1.0"  # the manifest of the current versions (older ones are released)
+MANIFEST_VERSION = "1.2.0"  # the manifest of the current versions (older ones are released)
 RELEASED = RESOURCES / "released.txt"
 
 

@@ -8,13 +8,26 @@ two columns of a 200-million-row catalog loads only those two.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from roman_schemas.arrays import ArraySpec
+
+
+@dataclass(frozen=True)
+class ExportColumn:
+    """One column of an export: its name there, dtype, unit, time scale and meaning."""
+
+    name: str
+    dtype: str
+    unit: str | None
+    time_scale: str | None
+    description: str
+    cell_shape: tuple[int, ...] = ()
 
 
 def field_array_spec(model: type[BaseModel], name: str) -> ArraySpec | None:
@@ -32,6 +45,8 @@ class Table(BaseModel):
 
     #: the column that identifies rows (documented in exports)
     key_column: ClassVar[str | None] = None
+    #: column → name in Parquet/ECSV exports, where a plainer name serves users better
+    export_names: ClassVar[dict[str, str]] = {}
 
     @model_validator(mode="after")
     def _same_length(self) -> Table:
@@ -60,60 +75,37 @@ class Table(BaseModel):
         """A table with no rows."""
         return cls(**{n: np.zeros(0, dtype=s.dtype) for n, s in cls.column_specs().items()})
 
-    def to_arrow(self, metadata: dict[str, Any] | None = None) -> Any:
-        """A ``pyarrow.Table`` with each column's unit, time scale and description kept."""
-        import pyarrow as pa
-
-        fields, arrays = [], []
+    def export_columns(self) -> list[ExportColumn]:
+        """The columns an export writes, renamed by ``export_names``, units kept."""
+        columns = []
         for name, spec in self.column_specs().items():
-            column = np.asarray(getattr(self, name))
-            field_meta = {"description": type(self).model_fields[name].description or ""}
-            if spec.unit:
-                field_meta["unit"] = spec.unit
-            if spec.time_scale:
-                field_meta["time_scale"] = spec.time_scale
-            if column.ndim == 1:
-                array = pa.array(column)
-            else:  # N-D cells: a fixed-size list per row, the cell shape kept in metadata
-                field_meta["shape"] = json.dumps(list(column.shape[1:]))
-                width = int(np.prod(column.shape[1:]))
-                flat = pa.array(np.ascontiguousarray(column).reshape(-1))
-                array = pa.FixedSizeListArray.from_arrays(flat, width)
-            fields.append(pa.field(name, array.type, metadata=field_meta))
-            arrays.append(array)
-        schema_meta = {"roman_ssc": json.dumps(metadata or {}, default=str)}
-        return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema_meta))
-
-    def to_astropy(self, metadata: dict[str, Any] | None = None) -> Any:
-        """An ``astropy.table.Table`` with units and descriptions (for ECSV)."""
-        from astropy import units as u
-        from astropy.table import Column
-        from astropy.table import Table as AstropyTable
-
-        table = AstropyTable(meta=dict(metadata or {}))
-        for name, spec in self.column_specs().items():
-            meta = {"time_scale": spec.time_scale} if spec.time_scale else {}
-            table[name] = Column(
-                np.asarray(getattr(self, name)),
-                unit=u.Unit(spec.unit, parse_strict="silent") if spec.unit else None,
-                description=type(self).model_fields[name].description,
-                meta=meta,
+            array = getattr(self, name)
+            columns.append(
+                ExportColumn(
+                    name=self.export_names.get(name, name),
+                    dtype=spec.dtype,
+                    unit=spec.unit,
+                    time_scale=spec.time_scale,
+                    description=type(self).model_fields[name].description or "",
+                    cell_shape=tuple(array.shape[1:]),
+                )
             )
-        return table
+        return columns
+
+    def export_batches(self, rows: int) -> Iterator[dict[str, np.ndarray]]:
+        """The rows in batches of at most ``rows``, as ``{export name: array}``."""
+        names = {name: self.export_names.get(name, name) for name in self.column_specs()}
+        for start in range(0, max(len(self), 1), rows):
+            yield {
+                out: np.asarray(getattr(self, name)[start : start + rows])
+                for name, out in names.items()
+            }
 
     @classmethod
-    def from_arrow(cls, table: Any) -> Table:
-        """The table back from ``to_arrow`` output (extra columns are an error)."""
-        columns = {}
-        for field in table.schema:
-            column = table.column(field.name).combine_chunks()
-            shape = (field.metadata or {}).get(b"shape")
-            if shape is None:
-                columns[field.name] = column.to_numpy(zero_copy_only=False)
-            else:
-                flat = column.flatten().to_numpy(zero_copy_only=False)
-                columns[field.name] = flat.reshape(len(column), *json.loads(shape))
-        return cls.from_columns(columns)
+    def from_export(cls, columns: dict[str, Any]) -> Table:
+        """The table from exported columns (export names mapped back)."""
+        back = {out: name for name, out in cls.export_names.items()}
+        return cls.from_columns({back.get(name, name): value for name, value in columns.items()})
 
     @classmethod
     def from_columns(cls, columns: dict[str, Any]) -> Table:

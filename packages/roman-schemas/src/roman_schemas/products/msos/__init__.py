@@ -20,7 +20,7 @@ from roman_schemas.products.msos.events import (
     MicrolensingEventCatalog,
 )
 from roman_schemas.products.msos.flags import EpochFlag, PhotometryFlag
-from roman_schemas.products.msos.legacy import ReferenceFrameV1_0_0
+from roman_schemas.products.msos.legacy import DailyLightCurvesV1_0_0, ReferenceFrameV1_0_0
 from roman_schemas.products.msos.meta import (
     ExposureSpan,
     MsosDailyMeta,
@@ -35,6 +35,7 @@ from roman_schemas.products.msos.photometry import (
     DailyLightCurves,
     Epochs,
     GriddedPSF,
+    LightCurveArrays,
     LightCurveCatalog,
     LightCurveObjects,
     ReferenceFrame,
@@ -43,6 +44,7 @@ from roman_schemas.products.msos.photometry import (
 
 __all__ = [
     "DailyLightCurves",
+    "DailyLightCurvesV1_0_0",
     "DetectionEfficiencyCatalog",
     "DqaEventsLevel4",
     "DqaPhotometryLevel3",
@@ -54,6 +56,7 @@ __all__ = [
     "FiducialObjects",
     "GriddedPSF",
     "Injections",
+    "LightCurveArrays",
     "LightCurveCatalog",
     "LightCurveObjects",
     "MicrolensingEventCatalog",

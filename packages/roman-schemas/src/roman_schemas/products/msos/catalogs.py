@@ -37,6 +37,14 @@ class FiducialObjects(Table):
     """Every object of a partition with its reference-frame astrometry and photometry."""
 
     key_column: ClassVar[str] = "object_id"
+    export_names: ClassVar[dict[str, str]] = {
+        "ra_deg": "ra",
+        "dec_deg": "dec",
+        "x_ref_pix": "x",
+        "y_ref_pix": "y",
+        "ref_flux_ujy": "flux",
+        "ref_flux_err_ujy": "flux_err",
+    }
 
     object_id: NDArray("int64", 1) = Field(description="stable object id in the partition")
     ra_deg: NDArray("float64", 1, unit="deg") = Field(description="right ascension (ICRS)")

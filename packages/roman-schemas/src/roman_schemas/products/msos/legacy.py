@@ -12,8 +12,13 @@ from pydantic import Field, model_validator
 
 from roman_schemas.arrays import NDArray
 from roman_schemas.products.msos.base import MsosProduct
-from roman_schemas.products.msos.meta import RAD_MSOS, MsosPartitionMeta, example_partition
-from roman_schemas.products.msos.photometry import GriddedPSF
+from roman_schemas.products.msos.meta import (
+    RAD_MSOS,
+    MsosDailyMeta,
+    MsosPartitionMeta,
+    example_partition,
+)
+from roman_schemas.products.msos.photometry import LIGHT_CURVE_RAD, GriddedPSF, LightCurveArrays
 from roman_schemas.tables import Table
 from roman_schemas.wfi import ImageUnit
 
@@ -88,4 +93,23 @@ class ReferenceFrameV1_0_0(MsosProduct):  # noqa: N801 - the version is part of 
         )
 
 
-__all__ = ["ReferenceFrameV1_0_0", "ReferenceObjectsV1_0_0"]
+class DailyLightCurvesV1_0_0(LightCurveArrays):  # noqa: N801 - the version is part of the name
+    """One day of light curves of one partition (version 1.0.0: object ids only, no table)."""
+
+    product_type: ClassVar[str] = "wfi_microlensing_daily_light_curves_level_3"
+    schema_version: ClassVar[str] = "1.0.0"
+    rad_schema: ClassVar[str] = LIGHT_CURVE_RAD
+
+    meta: MsosDailyMeta
+
+    @classmethod
+    def example(cls) -> Self:
+        """A small valid 1.0.0 daily partition (for the old-version tests)."""
+        from roman_schemas.products.msos.photometry import DailyLightCurves
+
+        new = DailyLightCurves.example()
+        fields = {n: getattr(new, n) for n in cls.model_fields if n != "meta"}
+        return cls(meta=MsosDailyMeta(**example_partition(cls, day=new.meta.day)), **fields)
+
+
+__all__ = ["DailyLightCurvesV1_0_0", "ReferenceFrameV1_0_0", "ReferenceObjectsV1_0_0"]

@@ -4,6 +4,7 @@ catalog. Light curves are dense objects × epochs arrays per partition, never a 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from typing import ClassVar, Self
 
@@ -20,7 +21,7 @@ from roman_schemas.products.msos.meta import (
     MsosPartitionMeta,
     example_partition,
 )
-from roman_schemas.tables import Table
+from roman_schemas.tables import ExportColumn, Table
 from roman_schemas.wfi import ImageUnit
 
 #: solid angle of one 0.11" WFI pixel, to turn MJy/sr summed over pixels into µJy
@@ -65,6 +66,14 @@ class ReferenceObjects(Table):
     """Objects measured on the reference frame by PSF fitting."""
 
     key_column: ClassVar[str] = "object_id"
+    export_names: ClassVar[dict[str, str]] = {
+        "ra_deg": "ra",
+        "dec_deg": "dec",
+        "x_pix": "x",
+        "y_pix": "y",
+        "flux_ujy": "flux",
+        "flux_err_ujy": "flux_err",
+    }
 
     object_id: NDArray("int64", 1) = Field(description="stable object id in the partition")
     x_pix: NDArray("float64", 1, unit="pix") = Field(description="x on the reference frame")
@@ -199,7 +208,22 @@ class Epochs(Table):
         return self
 
 
-class LightCurveProduct(MsosProduct):
+class LightCurveObjects(Table):
+    """Per-object summary of light curves: position, reference flux, statistics."""
+
+    key_column: ClassVar[str] = "object_id"
+
+    object_id: NDArray("int64", 1) = Field(description="object id (fiducial catalog)")
+    ra_deg: NDArray("float64", 1, unit="deg") = Field(description="right ascension (ICRS)")
+    dec_deg: NDArray("float64", 1, unit="deg") = Field(description="declination (ICRS)")
+    ref_flux_ujy: NDArray("float32", 1, unit="uJy") = Field(description="reference-frame flux")
+    ref_flux_err_ujy: NDArray("float32", 1, unit="uJy") = Field(description="its 1-sigma error")
+    n_epochs_good: NDArray("uint32", 1) = Field(description="epochs without flags")
+    median_delta_flux_ujy: NDArray("float32", 1, unit="uJy") = Field(description="median")
+    rms_delta_flux_ujy: NDArray("float32", 1, unit="uJy") = Field(description="robust rms")
+
+
+class LightCurveArrays(MsosProduct):
     """Dense light curves of one partition: difference fluxes per object (rows) and epoch."""
 
     epochs: Epochs
@@ -221,6 +245,53 @@ class LightCurveProduct(MsosProduct):
                     f"{name} shape {tuple(getattr(self, name).shape)} != objects × epochs {shape}"
                 )
         return self
+
+
+class LightCurveProduct(LightCurveArrays):
+    """Light curves with their objects (position, reference flux): exports long-format rows
+    ``object_id, ra, dec, time_mjd, flux, flux_err, flag`` with flux = reference + difference,
+    so a constant star is flat at its reference flux."""
+
+    objects: LightCurveObjects
+
+    @model_validator(mode="after")
+    def _objects_match_rows(self) -> Self:
+        rows, listed = self.object_id, self.objects.object_id
+        if isinstance(rows, np.ndarray) and isinstance(listed, np.ndarray):
+            if not np.array_equal(rows, listed):
+                raise ValueError("objects.object_id must list the light-curve rows in order")
+        elif tuple(rows.shape) != tuple(listed.shape):
+            raise ValueError("objects and light-curve rows differ in number")
+        return self
+
+    def export_columns(self) -> list[ExportColumn]:
+        return [
+            ExportColumn("object_id", "int64", None, None, "object id (fiducial catalog)"),
+            ExportColumn("ra", "float64", "deg", None, "right ascension (ICRS)"),
+            ExportColumn("dec", "float64", "deg", None, "declination (ICRS)"),
+            ExportColumn("time_mjd", "float64", "d", "tdb", "mid-exposure time (MJD TDB)"),
+            ExportColumn("flux", "float32", "uJy", None, "reference flux + difference flux"),
+            ExportColumn("flux_err", "float32", "uJy", None, "1-sigma error of the epoch's flux"),
+            ExportColumn("flag", "uint16", None, None, describe(PhotometryFlag)),
+        ]
+
+    def export_batches(self, rows: int) -> Iterator[dict[str, np.ndarray]]:
+        n_objects, n_epochs = self.object_id.shape[0], len(self.epochs)
+        time = np.asarray(self.epochs.time_mjd_tdb)
+        per_batch = max(1, rows // max(n_epochs, 1))
+        for start in range(0, max(n_objects, 1), per_batch):
+            stop = min(start + per_batch, n_objects)
+            objects = self.objects
+            ref = np.asarray(objects.ref_flux_ujy[start:stop], dtype="float32")
+            yield {
+                "object_id": np.repeat(np.asarray(objects.object_id[start:stop]), n_epochs),
+                "ra": np.repeat(np.asarray(objects.ra_deg[start:stop]), n_epochs),
+                "dec": np.repeat(np.asarray(objects.dec_deg[start:stop]), n_epochs),
+                "time_mjd": np.tile(time, stop - start),
+                "flux": (ref[:, None] + np.asarray(self.delta_flux_ujy[start:stop])).ravel(),
+                "flux_err": np.asarray(self.delta_flux_err_ujy[start:stop]).ravel(),
+                "flag": np.asarray(self.flags[start:stop]).ravel(),
+            }
 
 
 def _example_light_curves(n_objects: int, n_epochs: int, start_mjd: float, seed: int) -> dict:
@@ -256,8 +327,9 @@ class DailyLightCurves(LightCurveProduct):
     """One day of light curves of one partition: every object at every epoch of that day."""
 
     product_type: ClassVar[str] = "wfi_microlensing_daily_light_curves_level_3"
-    schema_version: ClassVar[str] = "1.0.0"
+    schema_version: ClassVar[str] = "1.1.0"
     rad_schema: ClassVar[str] = LIGHT_CURVE_RAD
+    export_table: ClassVar[str] = "objects"
 
     meta: MsosDailyMeta
 
@@ -265,22 +337,8 @@ class DailyLightCurves(LightCurveProduct):
     def example(cls, n_objects: int = 50, n_epochs: int = 96, seed: int = 2) -> Self:
         """A day (96 epochs at 15 min) of 50 objects, one of them microlensed."""
         meta = MsosDailyMeta(**example_partition(cls, day=date(2027, 3, 1)))
-        return cls(meta=meta, **_example_light_curves(n_objects, n_epochs, 61465.0, seed))
-
-
-class LightCurveObjects(Table):
-    """Per-object summary of a season's light curves."""
-
-    key_column: ClassVar[str] = "object_id"
-
-    object_id: NDArray("int64", 1) = Field(description="object id (fiducial catalog)")
-    ra_deg: NDArray("float64", 1, unit="deg") = Field(description="right ascension (ICRS)")
-    dec_deg: NDArray("float64", 1, unit="deg") = Field(description="declination (ICRS)")
-    ref_flux_ujy: NDArray("float32", 1, unit="uJy") = Field(description="reference-frame flux")
-    ref_flux_err_ujy: NDArray("float32", 1, unit="uJy") = Field(description="its 1-sigma error")
-    n_epochs_good: NDArray("uint32", 1) = Field(description="epochs without flags")
-    median_delta_flux_ujy: NDArray("float32", 1, unit="uJy") = Field(description="median")
-    rms_delta_flux_ujy: NDArray("float32", 1, unit="uJy") = Field(description="robust rms")
+        curves = _example_light_curves(n_objects, n_epochs, 61465.0, seed)
+        return cls(meta=meta, objects=_example_objects(curves, seed), **curves)
 
 
 class LightCurveCatalog(LightCurveProduct):
@@ -292,34 +350,27 @@ class LightCurveCatalog(LightCurveProduct):
     export_table: ClassVar[str] = "objects"
 
     meta: MsosPartitionMeta
-    objects: LightCurveObjects
-
-    @model_validator(mode="after")
-    def _objects_match_rows(self) -> Self:
-        rows = self.object_id
-        listed = self.objects.object_id
-        if isinstance(rows, np.ndarray) and isinstance(listed, np.ndarray):
-            if not np.array_equal(rows, listed):
-                raise ValueError("objects.object_id must list the light-curve rows in order")
-        elif tuple(rows.shape) != tuple(listed.shape):
-            raise ValueError("objects and light-curve rows differ in number")
-        return self
 
     @classmethod
     def example(cls, n_objects: int = 50, n_epochs: int = 400, seed: int = 3) -> Self:
         """Part of a season (400 epochs) of 50 objects, one of them microlensed."""
         curves = _example_light_curves(n_objects, n_epochs, 61465.0, seed)
-        flux = curves["delta_flux_ujy"]
-        rng = np.random.default_rng(seed)
-        ref = rng.lognormal(2, 1, n_objects).astype("float32")
-        objects = LightCurveObjects(
-            object_id=curves["object_id"],
-            ra_deg=268.0 + rng.uniform(0, 0.1, n_objects),
-            dec_deg=-29.0 + rng.uniform(0, 0.1, n_objects),
-            ref_flux_ujy=ref,
-            ref_flux_err_ujy=(0.01 * ref).astype("float32"),
-            n_epochs_good=np.full(n_objects, n_epochs, dtype="uint32"),
-            median_delta_flux_ujy=np.median(flux, axis=1).astype("float32"),
-            rms_delta_flux_ujy=(1.4826 * np.median(np.abs(flux), axis=1)).astype("float32"),
-        )
-        return cls(meta=MsosPartitionMeta(**example_partition(cls)), objects=objects, **curves)
+        meta = MsosPartitionMeta(**example_partition(cls))
+        return cls(meta=meta, objects=_example_objects(curves, seed), **curves)
+
+
+def _example_objects(curves: dict, seed: int) -> LightCurveObjects:
+    flux = curves["delta_flux_ujy"]
+    n_objects, n_epochs = flux.shape
+    rng = np.random.default_rng(seed)
+    ref = rng.lognormal(2, 1, n_objects).astype("float32")
+    return LightCurveObjects(
+        object_id=curves["object_id"],
+        ra_deg=268.0 + rng.uniform(0, 0.1, n_objects),
+        dec_deg=-29.0 + rng.uniform(0, 0.1, n_objects),
+        ref_flux_ujy=ref,
+        ref_flux_err_ujy=(0.01 * ref).astype("float32"),
+        n_epochs_good=np.full(n_objects, n_epochs, dtype="uint32"),
+        median_delta_flux_ujy=np.median(flux, axis=1).astype("float32"),
+        rms_delta_flux_ujy=(1.4826 * np.median(np.abs(flux), axis=1)).astype("float32"),
+    )
