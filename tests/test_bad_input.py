@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from roman_schemas import ProductReadError, WrongProductType
 from roman_schemas.io import product_bytes
 from roman_schemas.products.msos import ReferenceFrame
+from ssc_common.errors import InputError
 from ssc_common.publish import open_stored_product
 from ssc_common.step import Step
 
@@ -51,13 +51,14 @@ def test_a_step_refuses_a_bad_input_naming_its_uri_and_registers_nothing(ssc_con
     key = f"inputs/{kind}.asdf"
     ssc_context.storage.put_bytes(key, _corrupt_inputs()[kind])
     step = CopyFrame(ssc_context)
-    with pytest.raises((ProductReadError, WrongProductType)) as err:
+    with pytest.raises(InputError) as err:
         step.run([key], {})
     message = str(err.value)
     assert message.startswith(ssc_context.storage.uri(key) + ": ") and "\n" not in message
     assert not ssc_context.storage.exists(OUT)
     assert ssc_context.db.products() == []
-    assert ssc_context.db.task(step._task_id).status == "failed"
+    task = ssc_context.db.task(step._task_id)
+    assert task.status == "rejected" and task.error == message
 
 
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "wrong-type"])

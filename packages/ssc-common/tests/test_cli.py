@@ -25,7 +25,7 @@ def test_info_reports_settings_versions_and_reachability(tmp_path, capsys):
     assert code == 0, out
     assert "roman-schemas:" in out and "ssc-common:" in out
     assert "storage:       reachable" in out
-    assert "database:      reachable" in out and "revision 0001" in out
+    assert "database:      reachable" in out and "revision 0002" in out
 
 
 def test_unreachable_s3_is_one_error_line_and_exit_1(tmp_path, capsys, monkeypatch):
@@ -66,7 +66,7 @@ def test_db_upgrade_migrates_an_empty_postgresql_database(capsys, tmp_path):
         assert run_app(app, [*base, "products"]) == 1
         assert "ssc db upgrade" in capsys.readouterr().err
         assert run_app(app, [*base, "db", "upgrade"]) == 0
-        assert "revision 0001" in capsys.readouterr().out
+        assert "revision 0002" in capsys.readouterr().out
         assert run_app(app, [*base, "products"]) == 0
 
 

@@ -65,14 +65,14 @@ def test_migrations_apply_from_empty_and_match_the_models(empty_database_url):
     try:
         assert db.current_revision() is None
 
-        assert db.upgrade() == head_revision() == "0001"
-        assert db.current_revision() == "0001"
+        assert db.upgrade() == head_revision() == "0002"
+        assert db.current_revision() == "0002"
         db.check()
         with db.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
 
-        assert db.upgrade() == "0001"  # a second upgrade is a no-op
+        assert db.upgrade() == "0002"  # a second upgrade is a no-op
     finally:
         db.dispose()
 
@@ -84,7 +84,8 @@ def test_unmigrated_database_is_reported(empty_database_url):
     assert not isinstance(raised.value, DatabaseUnreachable)
     message = str(raised.value)
     assert "\n" not in message
-    assert message.endswith("schema is at revision none, code needs 0001: run `ssc db upgrade`")
+    expected = f"schema is at revision none, code needs {head_revision()}: run `ssc db upgrade`"
+    assert message.endswith(expected)
 
 
 def test_database_migrated_by_newer_software_is_reported(empty_database_url):
@@ -472,3 +473,39 @@ def test_digest_parameters_rejects_non_string_keys_and_nan():
         digest_parameters({"nested": {1: "one"}})
     with pytest.raises(ValueError, match="no JSON form"):
         digest_parameters({"sigma": float("nan")})
+
+
+def test_a_task_can_be_rejected_with_its_reason(db):
+    task = db.start_task("msos.dia", partition="s01/f03/wfi01", inputs=[], parameters={})
+    db.finish_task(task.id, "rejected", error="epoch.asdf: all pixels are NaN")
+    record = db.task(task.id)
+    assert record.status == "rejected" and "all pixels are NaN" in record.error
+    with pytest.raises(ValueError, match="final status"):
+        db.finish_run(db.start_run("r", {}, {}), "rejected")
+
+
+def test_migration_0002_keeps_the_tasks_of_a_0001_database(empty_database_url):
+    from alembic import command
+
+    from ssc_common.db.database import _alembic_config
+
+    database = ProcessingDB(empty_database_url)
+    try:
+        config = _alembic_config()
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+        with database.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO tasks (id, step, inputs_digest, parameters_digest, parameters,"
+                    " status, started_at) VALUES ('t1', 's', 'a', 'b', '{}', 'succeeded',"
+                    " '2026-01-01 00:00:00')"
+                )
+            )
+        assert database.upgrade() == "0002"
+        assert database.task("t1").status == "succeeded"
+        later = database.start_task("s", partition=None, inputs=[], parameters={})
+        database.finish_task(later.id, "rejected", error="bad epoch")
+    finally:
+        database.dispose()

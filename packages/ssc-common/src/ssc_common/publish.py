@@ -16,10 +16,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from roman_schemas import Product, open_product, write_product
+from roman_schemas import Product, ProductError, open_product, write_product
 from roman_schemas.meta import InputFile
 from ssc_common.context import Context
-from ssc_common.errors import SSCError
+from ssc_common.errors import InputError, SSCError
 from ssc_common.metrics import record_product
 from ssc_common.provenance import InputRef
 
@@ -76,10 +76,18 @@ def publish_product(
 
 @contextlib.contextmanager
 def open_stored_product(ctx: Context, key: str, expected: type[P] | None = None) -> Iterator[P]:
-    """Open a stored product (lazily, through a seekable stream) with errors naming its URI."""
+    """Open a stored product (lazily, through a seekable stream) as a step's input.
+
+    A corrupt file, a file of another product type or one breaking its schema is an
+    :class:`InputError` naming the URI (the step records the task as rejected).
+    """
     uri = ctx.storage.uri(key)
-    with ctx.storage.open_read(key) as stream, open_product(stream, expected, subject=uri) as p:
-        yield p
+    with ctx.storage.open_read(key) as stream:
+        try:
+            with open_product(stream, expected, subject=uri) as product:
+                yield product
+        except ProductError as error:
+            raise InputError(error.subject, error.problem) from None
 
 
 def local_copy(ctx: Context, key: str, directory: str | os.PathLike[str]) -> Path:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from roman_schemas import Product
 from ssc_common.context import Context
+from ssc_common.errors import InputError
 from ssc_common.metrics import timed_step
 from ssc_common.provenance import InputRef, digest_inputs, digest_parameters
 from ssc_common.publish import publish_product, software_versions
@@ -106,6 +107,13 @@ class Step(ABC):
             log.info("started", extra={"step": self.name, "task": task.id, "partition": partition})
             try:
                 self.process(input_keys, parameters)
+            except InputError as exc:
+                # The input is unusable (corrupt, wrong type, wrong partition…): recorded as
+                # rejected with the reason, which a rerun with the same input would repeat.
+                outcome["outcome"] = "rejected"
+                self.ctx.db.finish_task(task.id, "rejected", error=str(exc)[:2000])
+                log.warning("rejected: %s", exc, extra={"step": self.name, "task": task.id})
+                raise
             except BaseException as exc:
                 self.ctx.db.finish_task(task.id, "failed", error=" ".join(str(exc).split())[:2000])
                 raise

@@ -33,6 +33,7 @@ from ssc_common.db.models import (
     FINAL_STATUSES,
     RUNNING,
     SUCCEEDED,
+    TASK_FINAL_STATUSES,
     Product,
     ProvenanceEdge,
     Run,
@@ -274,8 +275,9 @@ class ProcessingDB:
             return _task_record(task)
 
     def finish_task(self, task_id: str, status: str, error: str | None = None) -> None:
-        """Record that a task ended with ``status`` (and ``error``, when it failed)."""
-        _check_final(status)
+        """Record that a task ended with ``status`` (and ``error``, when it failed or refused
+        its input: ``rejected``)."""
+        _check_final(status, TASK_FINAL_STATUSES)
         with self._session(write=True, what=f"finishing task {task_id}") as session:
             task = session.get(Task, task_id)
             if task is None:
@@ -551,9 +553,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _check_final(status: str) -> None:
-    if status not in FINAL_STATUSES:
-        raise ValueError(f"final status must be one of {FINAL_STATUSES}, not {status!r}")
+def _check_final(status: str, allowed: tuple[str, ...] = FINAL_STATUSES) -> None:
+    if status not in allowed:
+        raise ValueError(f"final status must be one of {allowed}, not {status!r}")
 
 
 def _edges_by_uri(output_uri: str, inputs: Sequence[InputRef]) -> dict[str, str]:

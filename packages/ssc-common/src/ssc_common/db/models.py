@@ -29,8 +29,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+#: a task that refused its input (e.g. an unusable epoch): recorded with the reason, not retried
+REJECTED = "rejected"
 STATUSES = (RUNNING, SUCCEEDED, FAILED)
 FINAL_STATUSES = (SUCCEEDED, FAILED)
+TASK_FINAL_STATUSES = (SUCCEEDED, FAILED, REJECTED)
 
 # Deterministic constraint names, so migrations (and SQLite batch rebuilds) can name them.
 NAMING_CONVENTION = {
@@ -42,6 +45,7 @@ NAMING_CONVENTION = {
 }
 
 _STATUS_CHECK = "status IN ('running', 'succeeded', 'failed')"
+_TASK_STATUS_CHECK = "status IN ('running', 'succeeded', 'failed', 'rejected')"
 # BIGINT keys on PostgreSQL; SQLite only auto-increments a column declared INTEGER.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -99,7 +103,7 @@ class Task(Base):
 
     __tablename__ = "tasks"
     __table_args__ = (
-        CheckConstraint(_STATUS_CHECK, name="status"),
+        CheckConstraint(_TASK_STATUS_CHECK, name="status"),
         Index("ix_tasks_lookup", "step", "inputs_digest", "parameters_digest", "status"),
     )
 
