@@ -121,3 +121,17 @@ def test_a_product_the_database_refuses_is_withdrawn_from_storage(ssc_context, m
         MakeFrame(ssc_context).run(["inputs/a.bin"], {"seed": 1})
     assert not ssc_context.storage.exists(OUT)
     assert list(ssc_context.storage.list("msos/")) == []
+
+
+def test_inputs_outside_the_product_store_are_pinned_by_content(ssc_context, tmp_path):
+    outside = tmp_path / "elsewhere" / "r0001_wfi01_cal.asdf"
+    outside.parent.mkdir()
+    outside.write_bytes(b"a level-2 file")
+    import hashlib
+
+    for ref in (str(outside), outside.as_uri()):
+        [pinned] = MakeFrame(ssc_context).input_refs([ref])
+        assert pinned.uri == outside.as_uri()
+        assert pinned.sha256 == hashlib.sha256(b"a level-2 file").hexdigest()
+    storage, key = ssc_context.locate(ssc_context.storage.uri("msos/x.asdf"))
+    assert storage is ssc_context.storage and key == "msos/x.asdf"

@@ -51,12 +51,14 @@ class Step(ABC):
         self._inputs: list[InputRef] = []
 
     def input_refs(self, keys: Sequence[str]) -> list[InputRef]:
-        """Inputs pinned by content: the sha256 from the database, else from storage."""
+        """Inputs (keys, paths or URIs) pinned by content: the sha256 the database recorded,
+        else the one storage reports."""
         refs = []
-        for key in keys:
-            uri = self.ctx.storage.uri(key)
+        for ref in keys:
+            storage, key = self.ctx.locate(ref)
+            uri = storage.uri(key)
             known = self.ctx.db.product(uri)
-            sha = known.sha256 if known else self.ctx.storage.info(key).sha256
+            sha = known.sha256 if known else storage.info(key).sha256
             refs.append(InputRef(uri=uri, sha256=sha))
         return refs
 
