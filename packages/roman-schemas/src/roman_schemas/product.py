@@ -37,6 +37,8 @@ class Product(BaseModel):
     schema_version: ClassVar[str]
     #: the rad SSC schema whose keyword set this product emits for the archive
     rad_schema: ClassVar[str | None] = None
+    #: False for working products between steps (never delivered to the archive)
+    archived: ClassVar[bool] = True
     #: the field holding the table that ``export`` writes (catalog-like products)
     export_table: ClassVar[str | None] = None
 

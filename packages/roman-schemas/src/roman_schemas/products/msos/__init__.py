@@ -26,6 +26,7 @@ from roman_schemas.products.msos.meta import (
     MsosDailyMeta,
     MsosDqaMeta,
     MsosEfficiencyMeta,
+    MsosEpochMeta,
     MsosMeta,
     MsosPartitionMeta,
     MsosRegionMeta,
@@ -33,6 +34,7 @@ from roman_schemas.products.msos.meta import (
 )
 from roman_schemas.products.msos.photometry import (
     DailyLightCurves,
+    EpochPhotometry,
     Epochs,
     GriddedPSF,
     LightCurveArrays,
@@ -50,6 +52,7 @@ __all__ = [
     "DqaPhotometryLevel3",
     "DqaPhotometryLevel4",
     "EpochFlag",
+    "EpochPhotometry",
     "Epochs",
     "Events",
     "ExposureSpan",
@@ -63,6 +66,7 @@ __all__ = [
     "MsosDailyMeta",
     "MsosDqaMeta",
     "MsosEfficiencyMeta",
+    "MsosEpochMeta",
     "MsosMeta",
     "MsosPartitionMeta",
     "MsosRegionMeta",

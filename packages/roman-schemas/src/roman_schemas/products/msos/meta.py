@@ -74,6 +74,20 @@ class MsosDailyMeta(MsosPartitionMeta):
     day: date = Field(description="UTC calendar day the epochs were observed")
 
 
+class MsosEpochMeta(MsosMeta):
+    """Metadata of a working product of one epoch of one partition (not archived)."""
+
+    field: str = Field(pattern=r"^f\d{2}$", description="GBTDS field, e.g. f03")
+    detector: Detector
+    optical_element: OpticalElement = "F146"
+    exposure_name: str = Field(description="the Level-2 exposure (file name)")
+    offset_pix: list[float] = Field(
+        min_length=2,
+        max_length=2,
+        description="(dx, dy): the epoch's pixel grid minus the reference frame's",
+    )
+
+
 class MsosEfficiencyMeta(MsosMeta):
     """Metadata of a detection-efficiency catalog: what was injected into."""
 

@@ -18,7 +18,9 @@ from roman_schemas.products.msos.flags import EpochFlag, PhotometryFlag, describ
 from roman_schemas.products.msos.meta import (
     RAD_MSOS,
     MsosDailyMeta,
+    MsosEpochMeta,
     MsosPartitionMeta,
+    example_common,
     example_partition,
 )
 from roman_schemas.tables import ExportColumn, Table
@@ -374,3 +376,51 @@ def _example_objects(curves: dict, seed: int) -> LightCurveObjects:
         median_delta_flux_ujy=np.median(flux, axis=1).astype("float32"),
         rms_delta_flux_ujy=(1.4826 * np.median(np.abs(flux), axis=1)).astype("float32"),
     )
+
+
+class EpochPhotometry(MsosProduct):
+    """Forced photometry of every catalog object on one epoch's difference image (a working
+    product between the photometry and light-curve steps; one column of the daily arrays)."""
+
+    product_type: ClassVar[str] = "wfi_microlensing_epoch_photometry"
+    schema_version: ClassVar[str] = "1.0.0"
+    archived: ClassVar[bool] = False
+    export_table: ClassVar[str] = "epoch"
+
+    meta: MsosEpochMeta
+    epoch: Epochs
+    object_id: NDArray("int64", 1) = Field(description="object id (fiducial catalog order)")
+    delta_flux_ujy: NDArray("float32", 1, unit="uJy") = Field(description="difference flux")
+    delta_flux_err_ujy: NDArray("float32", 1, unit="uJy") = Field(description="1-sigma error")
+    flags: NDArray("uint16", 1) = Field(description=describe(PhotometryFlag))
+
+    @model_validator(mode="after")
+    def _one_epoch_one_value_per_object(self) -> Self:
+        if len(self.epoch) != 1:
+            raise ValueError(f"epoch must hold exactly one row, not {len(self.epoch)}")
+        n = self.object_id.shape[0]
+        for name in ("delta_flux_ujy", "delta_flux_err_ujy", "flags"):
+            if tuple(getattr(self, name).shape) != (n,):
+                raise ValueError(f"{name} must have one value per object ({n})")
+        return self
+
+    @classmethod
+    def example(cls, n_objects: int = 50, seed: int = 11) -> Self:
+        """One epoch of 50 objects."""
+        curves = _example_light_curves(n_objects, 1, 61465.0, seed)
+        epoch = curves["epochs"]
+        meta = example_common(
+            cls,
+            field="f03",
+            detector="WFI01",
+            exposure_name=str(epoch.exposure_name[0]),
+            offset_pix=[0.12, -0.31],
+        )
+        return cls(
+            meta=MsosEpochMeta(**meta),
+            epoch=epoch,
+            object_id=curves["object_id"],
+            delta_flux_ujy=curves["delta_flux_ujy"][:, 0],
+            delta_flux_err_ujy=curves["delta_flux_err_ujy"][:, 0],
+            flags=curves["flags"][:, 0],
+        )
