@@ -144,6 +144,8 @@ def _to_tree(value: Any) -> Any:
         return [_to_tree(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.memmap):
+        return value.view(np.ndarray)  # asdf knows ndarray; the view keeps the mapping (no copy)
     return value
 
 
