@@ -15,7 +15,8 @@ import numpy as np
 
 from roman_schemas.products.msos.flags import PhotometryFlag
 
-ROWS_PER_BLOCK = 131_072  # rows handled at once when scanning the arrays
+ROWS_PER_BLOCK = 131_072  # rows handled at once when filling the arrays
+STATS_ROWS_PER_BLOCK = 16_384  # rows per block of statistics (float64 copies: keep them small)
 
 
 @dataclass
@@ -79,7 +80,7 @@ def summarise(arrays: LightCurveArrays) -> dict[str, np.ndarray]:
     n_good = np.zeros(n_objects, dtype="uint32")
     median = np.full(n_objects, np.nan, dtype="float32")
     rms = np.full(n_objects, np.nan, dtype="float32")
-    for rows in row_blocks(n_objects):
+    for rows in row_blocks(n_objects, STATS_ROWS_PER_BLOCK):
         flux = np.array(arrays.delta_flux[rows], dtype="float64")
         good = (np.asarray(arrays.flags[rows]) == 0) & np.isfinite(flux)
         flux[~good] = np.nan
