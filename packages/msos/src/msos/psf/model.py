@@ -1,0 +1,670 @@
+"""Effective-PSF evaluation: interpolation in oversampled stamps, grids of stamps, rendering.
+
+Conventions (``packages/msos/README.md``): a stamp ``s[sy, sx]`` samples the ePSF (the PSF
+already integrated over a pixel) ``oversampling`` times per pixel with the PSF centre at
+index ``c = ((sy - 1) / 2, (sx - 1) / 2)``; ``ePSF(u, v)`` (``u`` along x, ``v`` along y,
+in pixels) is the stamp at index ``(c_y + v * oversampling, c_x + u * oversampling)``; a star
+of flux ``F`` at ``(x0, y0)`` puts ``F * ePSF(i - x0, j - y0)`` into pixel ``(j, i)``. Each
+stamp sums to ``oversampling**2`` so the pixels of a star sum to ``F``. Outside a stamp the
+ePSF is zero. Stamps on a rectangular grid of detector positions are blended bilinearly.
+
+Interpolation inside a stamp: the interpolating cubic B-spline (the stamp is prefiltered
+once into B-spline coefficients, as ``scipy.ndimage.map_coordinates(order=3)`` does, with
+the stamp extended by zeros). It reproduces the stamp samples exactly and, like every
+interpolant whose weights sum to one, keeps the flux of a star at every sub-pixel phase
+(the pixel sum is a weighted mean of the stamp's phase sums, each 1 for an ePSF) and
+reproduces linear functions, so it adds no centroid shift. For a pixel-integrated Gaussian
+of FWHM 1.2 pix sampled 4× the largest error is 5e-4 of the peak and a PSF fit of a star
+whose true ePSF is the analytic one is biased by at most 3e-4 in flux over all phases;
+Keys' bicubic convolution (same 4×4 support, no prefilter) is ~10× worse (4.5e-3, 2.2e-3)
+and bilinear ~100× (4e-2, 2.8e-2). At FWHM 1.4 pix: 3e-4 / 1.5e-4. Same cost per value.
+
+Every kernel here is a pure function of arrays; the numba functions are single-threaded.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from scipy import ndimage, special
+
+__all__ = [
+    "EPSFGrid",
+    "convolve_epsf_with_kernel",
+    "gaussian_epsf",
+    "render_stars",
+]
+
+#: zeros added around a stamp before prefiltering: the prefilter's response decays as
+#: 0.268**n, so 12 samples leave < 2e-7 of an edge value wrapping back.
+_PREFILTER_MARGIN = 12
+
+
+class EPSFGrid:
+    """A spatially varying ePSF, ready for fast evaluation.
+
+    Parameters
+    ----------
+    stamps
+        ``(n_grid, sy, sx)`` stamps (or one ``(sy, sx)`` stamp: a constant ePSF), each
+        summing to ``oversampling**2`` (see ``normalize``).
+    x_pix, y_pix
+        Detector position of each stamp; together they must form a full rectangular grid
+        (any order; ``GriddedPSF`` stores it row-major, y outer). Ignored for one stamp.
+    oversampling
+        Stamp samples per detector pixel (required).
+    normalize
+        Rescale every stamp to sum ``oversampling**2`` (for stamps normalised to 1, as
+        ``GriddedPSF.example`` makes them). Leave it off for a convolved ePSF whose sum
+        carries the kernel's photometric scale.
+
+    Between grid points the ePSF is the bilinear blend of the four surrounding stamps;
+    outside the grid it is the blend at the nearest grid edge (no extrapolation).
+    """
+
+    def __init__(
+        self,
+        stamps: np.ndarray,
+        x_pix: np.ndarray | None = None,
+        y_pix: np.ndarray | None = None,
+        oversampling: int | None = None,
+        *,
+        normalize: bool = False,
+    ) -> None:
+        if oversampling is None:
+            raise ValueError("oversampling is required (stamp samples per detector pixel)")
+        stamps = np.asarray(stamps, dtype=np.float64)
+        if stamps.ndim == 2:
+            stamps = stamps[None]
+            x_pix, y_pix = np.zeros(1), np.zeros(1)
+        if stamps.ndim != 3 or min(stamps.shape[1:]) < 1:
+            raise ValueError(f"stamps must be (n_grid, sy, sx), not {stamps.shape}")
+        if not np.all(np.isfinite(stamps)):
+            raise ValueError("stamps must be finite")
+        if int(oversampling) != oversampling or oversampling < 1:
+            raise ValueError(f"oversampling must be a positive integer, not {oversampling}")
+        if x_pix is None or y_pix is None:
+            raise ValueError("x_pix and y_pix are needed for more than one stamp")
+        x_pix = np.asarray(x_pix, dtype=np.float64).ravel()
+        y_pix = np.asarray(y_pix, dtype=np.float64).ravel()
+        n = stamps.shape[0]
+        if x_pix.shape != (n,) or y_pix.shape != (n,):
+            raise ValueError(f"{n} stamps but {x_pix.size} x and {y_pix.size} y positions")
+        grid_x, grid_y = np.unique(x_pix), np.unique(y_pix)
+        order = np.lexsort((x_pix, y_pix))  # y outer, x inner
+        expect_x = np.tile(grid_x, grid_y.size)
+        expect_y = np.repeat(grid_y, grid_x.size)
+        if (
+            grid_x.size * grid_y.size != n
+            or not np.array_equal(x_pix[order], expect_x)
+            or not np.array_equal(y_pix[order], expect_y)
+        ):
+            raise ValueError("x_pix, y_pix do not form a full rectangular grid")
+        if normalize:
+            sums = stamps.sum(axis=(1, 2), keepdims=True)
+            if np.any(sums == 0):
+                raise ValueError("cannot normalise a stamp that sums to 0")
+            stamps = stamps * (oversampling**2 / sums)
+        self.oversampling = int(oversampling)
+        self.grid_x = grid_x
+        self.grid_y = grid_y
+        #: stamps as ``(n_grid_y, n_grid_x, sy, sx)``, float64
+        self.stamps = stamps[order].reshape(grid_y.size, grid_x.size, *stamps.shape[1:])
+        self._coefficients = _prefilter(self.stamps)
+        self._padded: dict[tuple[int, int], np.ndarray] = {}
+
+    @classmethod
+    def from_gridded_psf(cls, psf: object, *, normalize: bool = False) -> EPSFGrid:
+        """From a ``roman_schemas.products.msos.GriddedPSF`` (its stamps, grid, oversampling)."""
+        return cls(
+            np.asarray(psf.stamps),
+            np.asarray(psf.x_pix),
+            np.asarray(psf.y_pix),
+            psf.oversampling,
+            normalize=normalize,
+        )
+
+    @property
+    def stamp_shape(self) -> tuple[int, int]:
+        return self.stamps.shape[2], self.stamps.shape[3]
+
+    @property
+    def support(self) -> float:
+        """Largest |offset| in pixels (along x or y) at which the ePSF can be non-zero."""
+        sy, sx = self.stamp_shape
+        return (max(sy, sx) - 1) / 2 / self.oversampling + 2 / self.oversampling
+
+    def stamp_at(self, x: float, y: float) -> np.ndarray:
+        """The local stamp at detector ``(x, y)``: bilinear blend of the grid, float32."""
+        iy0, iy1, ix0, ix1, w00, w01, w10, w11 = _grid_weights(
+            self.grid_x, self.grid_y, float(x), float(y)
+        )
+        s = self.stamps
+        local = w00 * s[iy0, ix0] + w01 * s[iy0, ix1] + w10 * s[iy1, ix0] + w11 * s[iy1, ix1]
+        return local.astype(np.float32)
+
+    def evaluate(
+        self, u: np.ndarray, v: np.ndarray, x: float | np.ndarray = 0.0, y: float | np.ndarray = 0.0
+    ) -> np.ndarray:
+        """ePSF at pixel offsets ``(u, v)`` (along x, y) of a star at detector ``(x, y)``.
+
+        All four broadcast together; the result (float64) has their broadcast shape.
+        """
+        u, v, x, y = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (u, v, x, y)))
+        coef, cy, cx = self.coefficients(0)
+        out = np.empty(u.shape, dtype=np.float64)
+        _evaluate_points(
+            coef,
+            self.grid_x,
+            self.grid_y,
+            self.oversampling,
+            cy,
+            cx,
+            u.ravel(),
+            v.ravel(),
+            x.ravel(),
+            y.ravel(),
+            out.reshape(-1),
+        )
+        return out
+
+    def pixels(self, x0: float, y0: float, radius: int) -> tuple[np.ndarray, int, int]:
+        """ePSF values of the ``(2 radius + 1)²`` pixels centred on the pixel nearest ``(x0, y0)``.
+
+        Returns ``(values[y, x], i_start, j_start)``: ``values[jj, ii]`` belongs to pixel
+        ``(j_start + jj, i_start + ii)``.
+        """
+        coef, cy, cx = self.coefficients(radius)
+        ix = math.floor(x0 + 0.5)
+        iy = math.floor(y0 + 0.5)
+        out = np.zeros((2 * radius + 1, 2 * radius + 1), dtype=np.float64)
+        _footprint_epsf(
+            coef, self.grid_x, self.grid_y, self.oversampling, cy, cx, x0, y0, ix, iy, radius, out
+        )
+        return out, ix - radius, iy - radius
+
+    def pixels_with_gradient(
+        self, x0: float, y0: float, radius: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+        """As :meth:`pixels`, plus the derivatives of the values by the star's ``x0``, ``y0``.
+
+        Returns ``(values, d_dx0, d_dy0, i_start, j_start)`` (for position fits); the slow
+        change of the ePSF across the grid is left out of the derivatives.
+        """
+        coef, cy, cx = self.coefficients(radius)
+        ix = math.floor(x0 + 0.5)
+        iy = math.floor(y0 + 0.5)
+        out = np.zeros((3, 2 * radius + 1, 2 * radius + 1), dtype=np.float64)
+        _footprint_epsf_gradient(
+            coef, self.grid_x, self.grid_y, self.oversampling, cy, cx, x0, y0, ix, iy, radius, out
+        )
+        return out[0], out[1], out[2], ix - radius, iy - radius
+
+    def render_radius(self) -> int:
+        """Footprint radius (pixels around the nearest one) holding the whole ePSF support."""
+        return math.ceil(self.support + 0.5)
+
+    def coefficients(self, radius: int) -> tuple[np.ndarray, float, float]:
+        """B-spline coefficients padded for footprints of ``radius``, and the centre index.
+
+        For kernels: ``(coef[n_grid_y, n_grid_x, ny, nx], centre_y, centre_x)``; any pixel
+        within ``radius`` (+0.5) of a star reads its 4×4 coefficients inside the array.
+        """
+        o = self.oversampling
+        sy, sx = self.stamp_shape
+        base = self._coefficients
+        cy0 = (sy - 1) / 2 + _PREFILTER_MARGIN
+        cx0 = (sx - 1) / 2 + _PREFILTER_MARGIN
+        reach = (radius + 0.5) * o + 2
+        pad_y = max(0, math.ceil(reach - cy0) + 1)
+        pad_x = max(0, math.ceil(reach - cx0) + 1)
+        key = (pad_y, pad_x)
+        if key not in self._padded:
+            self._padded[key] = np.ascontiguousarray(
+                np.pad(base, ((0, 0), (0, 0), (pad_y, pad_y), (pad_x, pad_x)))
+            )
+        return self._padded[key], cy0 + pad_y, cx0 + pad_x
+
+    def render(
+        self,
+        shape: tuple[int, int],
+        x: np.ndarray,
+        y: np.ndarray,
+        flux: np.ndarray,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Same as :func:`render_stars` with this grid."""
+        return render_stars(shape, x, y, flux, self, out=out)
+
+    def convolved(self, kernel: np.ndarray) -> EPSFGrid:
+        """This ePSF convolved with a pixel-scale kernel (see :func:`convolve_epsf_with_kernel`).
+
+        ``kernel`` is one ``(ky, kx)`` kernel, or one per grid point ``(n_grid_y, n_grid_x,
+        ky, kx)`` matching :attr:`grid_y`, :attr:`grid_x`.
+        """
+        ny, nx = self.grid_y.size, self.grid_x.size
+        kernel = np.asarray(kernel, dtype=np.float64)
+        if kernel.ndim == 4:
+            kernel = kernel.reshape(ny * nx, *kernel.shape[2:])
+        stamps = convolve_epsf_with_kernel(
+            self.stamps.reshape(ny * nx, *self.stamp_shape), self.oversampling, kernel
+        )
+        gx, gy = np.meshgrid(self.grid_x, self.grid_y)
+        return EPSFGrid(stamps, gx.ravel(), gy.ravel(), self.oversampling)
+
+
+def gaussian_epsf(fwhm_pix: float, oversampling: int = 4, half_width_pix: int = 4) -> np.ndarray:
+    """Stamp of the exact ePSF of a circular Gaussian PSF (analytic pixel integration).
+
+    ``(2 n + 1)²`` samples, ``n = half_width_pix * oversampling``, centre in the middle,
+    summing to ``oversampling**2``: a reference for tests, benchmarks and simulations.
+    """
+    o = int(oversampling)
+    n = int(half_width_pix) * o
+    u = np.arange(-n, n + 1) / o
+    scale = np.sqrt(2.0) * fwhm_pix / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    profile = 0.5 * (special.erf((u + 0.5) / scale) - special.erf((u - 0.5) / scale))
+    stamp = np.outer(profile, profile)
+    return (stamp * (o * o / stamp.sum())).astype(np.float32)
+
+
+def _prefilter(stamps: np.ndarray) -> np.ndarray:
+    """Cubic B-spline coefficients of zero-extended stamps, ``_PREFILTER_MARGIN`` added."""
+    m = _PREFILTER_MARGIN
+    padded = np.pad(stamps, ((0, 0), (0, 0), (m, m), (m, m)))
+    out = np.empty_like(padded)
+    for iy in range(padded.shape[0]):
+        for ix in range(padded.shape[1]):
+            out[iy, ix] = ndimage.spline_filter(padded[iy, ix], order=3, mode="mirror")
+    return out
+
+
+def convolve_epsf_with_kernel(
+    stamps: np.ndarray, oversampling: int, kernel: np.ndarray, *, mode: str = "full"
+) -> np.ndarray:
+    """The ePSF of an image convolved with a pixel-scale kernel.
+
+    ``ePSF'(u) = Σ_k K_k ePSF(u − δ_k)``, where ``δ_k`` is the offset of kernel element
+    ``k`` from the kernel centre, i.e. the ePSF of ``out[j, i] = Σ_{a,b} K[a, b]
+    in[j − (a − ky//2), i − (b − kx//2)]`` — a true convolution, what
+    ``scipy.ndimage.convolve(in, K)`` and ``scipy.signal.convolve(in, K, mode="same")``
+    compute (not a correlation). On the oversampled grid this is an exact convolution
+    with ``K`` dilated by ``oversampling``: no interpolation.
+
+    Parameters
+    ----------
+    stamps
+        ``(sy, sx)`` or ``(n, sy, sx)`` stamps, centre at ``((sy-1)/2, (sx-1)/2)``.
+    oversampling
+        Stamp samples per pixel.
+    kernel
+        ``(ky, kx)`` odd-sized kernel centred at ``(ky//2, kx//2)``, or ``(n, ky, kx)``,
+        one per stamp.
+    mode
+        ``"full"``: the output stamps grow by ``(k − 1) * oversampling`` samples so nothing
+        is cut (the centre stays at the middle); ``"same"``: cropped to the input size.
+
+    Returns
+    -------
+    float32 stamps; each sums to ``Σ K`` times its input's sum (``"full"``), so fluxes
+    fitted with them are on the photometric scale of the unconvolved image.
+    """
+    stamps = np.asarray(stamps, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    single = stamps.ndim == 2
+    if single:
+        stamps = stamps[None]
+    if stamps.ndim != 3:
+        raise ValueError(f"stamps must be (sy, sx) or (n, sy, sx), not {stamps.shape}")
+    if kernel.ndim == 2:
+        kernel = np.broadcast_to(kernel, (stamps.shape[0], *kernel.shape))
+    if kernel.ndim != 3 or kernel.shape[0] != stamps.shape[0]:
+        raise ValueError(f"kernel {kernel.shape} does not match stamps {stamps.shape}")
+    ky, kx = kernel.shape[1:]
+    if ky % 2 == 0 or kx % 2 == 0:
+        raise ValueError(f"kernel must be odd-sized, not {ky}×{kx}")
+    if mode not in ("full", "same"):
+        raise ValueError(f"mode must be 'full' or 'same', not {mode!r}")
+    o = int(oversampling)
+    n, sy, sx = stamps.shape
+    out = np.zeros((n, sy + (ky - 1) * o, sx + (kx - 1) * o), dtype=np.float64)
+    for a in range(ky):
+        for b in range(kx):
+            weight = kernel[:, a, b, None, None]
+            if np.any(weight != 0):
+                out[:, a * o : a * o + sy, b * o : b * o + sx] += weight * stamps
+    if mode == "same":
+        hy, hx = (ky - 1) // 2 * o, (kx - 1) // 2 * o
+        out = out[:, hy : hy + sy, hx : hx + sx]
+    out = out.astype(np.float32)
+    return out[0] if single else out
+
+
+def render_stars(
+    shape: tuple[int, int],
+    x: np.ndarray,
+    y: np.ndarray,
+    flux: np.ndarray,
+    epsf: EPSFGrid,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Add stars of ``flux`` at ``(x, y)`` into a float32 image of ``shape`` (or into ``out``).
+
+    Each star covers the whole ePSF support, so its pixels sum to its flux (less what falls
+    off the image). Stars with a non-finite position or flux are skipped.
+    """
+    if out is None:
+        out = np.zeros(shape, dtype=np.float32)
+    elif out.shape != tuple(shape) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError("out must be a C-contiguous float32 array of the given shape")
+    x = np.ascontiguousarray(x, dtype=np.float64).ravel()
+    y = np.ascontiguousarray(y, dtype=np.float64).ravel()
+    flux = np.ascontiguousarray(np.broadcast_to(flux, x.shape), dtype=np.float64)
+    if y.shape != x.shape:
+        raise ValueError("x and y differ in length")
+    radius = epsf.render_radius()
+    coef, cy, cx = epsf.coefficients(radius)
+    _render(coef, epsf.grid_x, epsf.grid_y, epsf.oversampling, cy, cx, x, y, flux, radius, out)
+    return out
+
+
+# ---------------------------------------------------------------------------- numba kernels
+
+
+@numba.njit(cache=True, inline="always")
+def _cell(grid: np.ndarray, value: float) -> tuple[int, int, float]:
+    """Grid interval holding ``value`` (clamped) and the weight of its upper end."""
+    n = grid.size
+    if n == 1 or not value > grid[0]:  # also catches NaN
+        return 0, 0, 0.0
+    if value >= grid[n - 1]:
+        return n - 1, n - 1, 0.0
+    k = 0
+    while grid[k + 1] < value:
+        k += 1
+    return k, k + 1, (value - grid[k]) / (grid[k + 1] - grid[k])
+
+
+@numba.njit(cache=True)
+def _grid_weights(
+    grid_x: np.ndarray, grid_y: np.ndarray, x: float, y: float
+) -> tuple[int, int, int, int, float, float, float, float]:
+    ix0, ix1, tx = _cell(grid_x, x)
+    iy0, iy1, ty = _cell(grid_y, y)
+    return (
+        iy0,
+        iy1,
+        ix0,
+        ix1,
+        (1.0 - ty) * (1.0 - tx),
+        (1.0 - ty) * tx,
+        ty * (1.0 - tx),
+        ty * tx,
+    )
+
+
+@numba.njit(cache=True, inline="always")
+def _bspline_weights(t: float) -> tuple[float, float, float, float]:
+    """Cubic B-spline weights of the 4 coefficients at floor−1 … floor+2, ``t`` in [0, 1)."""
+    s = 1.0 - t
+    t2 = t * t
+    t3 = t2 * t
+    return (
+        s * s * s / 6.0,
+        (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0,
+        (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0,
+        t3 / 6.0,
+    )
+
+
+@numba.njit(cache=True)
+def _footprint_epsf(
+    coef: np.ndarray,
+    grid_x: np.ndarray,
+    grid_y: np.ndarray,
+    o: int,
+    cy: float,
+    cx: float,
+    x0: float,
+    y0: float,
+    ix: int,
+    iy: int,
+    radius: int,
+    out: np.ndarray,
+) -> None:
+    """ePSF values of pixels ``(iy - radius + jj, ix - radius + ii)`` into ``out[jj, ii]``.
+
+    Every pixel of the footprint shares the star's sub-pixel phase, so the spline weights
+    are computed once per axis; ``coef`` must be padded for ``radius`` (no bounds checks).
+    """
+    size = 2 * radius + 1
+    base_y = cy + (iy - radius - y0) * o
+    base_x = cx + (ix - radius - x0) * o
+    fy = math.floor(base_y)
+    fx = math.floor(base_x)
+    wy0, wy1, wy2, wy3 = _bspline_weights(base_y - fy)
+    wx0, wx1, wx2, wx3 = _bspline_weights(base_x - fx)
+    row0 = int(fy) - 1
+    col0 = int(fx) - 1
+    iy0, iy1, ix0, ix1, w00, w01, w10, w11 = _grid_weights(grid_x, grid_y, x0, y0)
+    for jj in range(size):
+        for ii in range(size):
+            out[jj, ii] = 0.0
+    for corner in range(4):
+        if corner == 0:
+            gy, gx, wg = iy0, ix0, w00
+        elif corner == 1:
+            gy, gx, wg = iy0, ix1, w01
+        elif corner == 2:
+            gy, gx, wg = iy1, ix0, w10
+        else:
+            gy, gx, wg = iy1, ix1, w11
+        if wg == 0.0:
+            continue
+        c = coef[gy, gx]
+        for jj in range(size):
+            r = row0 + jj * o
+            for ii in range(size):
+                k = col0 + ii * o
+                acc = wy0 * (
+                    wx0 * c[r, k] + wx1 * c[r, k + 1] + wx2 * c[r, k + 2] + wx3 * c[r, k + 3]
+                )
+                acc += wy1 * (
+                    wx0 * c[r + 1, k]
+                    + wx1 * c[r + 1, k + 1]
+                    + wx2 * c[r + 1, k + 2]
+                    + wx3 * c[r + 1, k + 3]
+                )
+                acc += wy2 * (
+                    wx0 * c[r + 2, k]
+                    + wx1 * c[r + 2, k + 1]
+                    + wx2 * c[r + 2, k + 2]
+                    + wx3 * c[r + 2, k + 3]
+                )
+                acc += wy3 * (
+                    wx0 * c[r + 3, k]
+                    + wx1 * c[r + 3, k + 1]
+                    + wx2 * c[r + 3, k + 2]
+                    + wx3 * c[r + 3, k + 3]
+                )
+                out[jj, ii] += wg * acc
+
+
+@numba.njit(cache=True, inline="always")
+def _bspline_derivatives(t: float) -> tuple[float, float, float, float]:
+    """Derivatives by ``t`` of :func:`_bspline_weights`."""
+    s = 1.0 - t
+    return -0.5 * s * s, 1.5 * t * t - 2.0 * t, -1.5 * t * t + t + 0.5, 0.5 * t * t
+
+
+@numba.njit(cache=True)
+def _footprint_epsf_gradient(
+    coef: np.ndarray,
+    grid_x: np.ndarray,
+    grid_y: np.ndarray,
+    o: int,
+    cy: float,
+    cx: float,
+    x0: float,
+    y0: float,
+    ix: int,
+    iy: int,
+    radius: int,
+    out: np.ndarray,
+) -> None:
+    """As :func:`_footprint_epsf` into ``out[0]``, with ``∂/∂x0`` into ``out[1]`` and
+    ``∂/∂y0`` into ``out[2]`` (grid weights held fixed)."""
+    size = 2 * radius + 1
+    base_y = cy + (iy - radius - y0) * o
+    base_x = cx + (ix - radius - x0) * o
+    fy = math.floor(base_y)
+    fx = math.floor(base_x)
+    wy = _bspline_weights(base_y - fy)
+    wx = _bspline_weights(base_x - fx)
+    dy = _bspline_derivatives(base_y - fy)
+    dx = _bspline_derivatives(base_x - fx)
+    row0 = fy - 1
+    col0 = fx - 1
+    iy0, iy1, ix0, ix1, w00, w01, w10, w11 = _grid_weights(grid_x, grid_y, x0, y0)
+    out[:] = 0.0
+    for corner in range(4):
+        if corner == 0:
+            gy, gx, wg = iy0, ix0, w00
+        elif corner == 1:
+            gy, gx, wg = iy0, ix1, w01
+        elif corner == 2:
+            gy, gx, wg = iy1, ix0, w10
+        else:
+            gy, gx, wg = iy1, ix1, w11
+        if wg == 0.0:
+            continue
+        c = coef[gy, gx]
+        for jj in range(size):
+            for ii in range(size):
+                value = 0.0
+                d_x = 0.0
+                d_y = 0.0
+                for a in range(4):
+                    r = row0 + jj * o + a
+                    row_value = 0.0
+                    row_dx = 0.0
+                    for b in range(4):
+                        v = c[r, col0 + ii * o + b]
+                        row_value += wx[b] * v
+                        row_dx += dx[b] * v
+                    value += wy[a] * row_value
+                    d_x += wy[a] * row_dx
+                    d_y += dy[a] * row_value
+                # the stamp index moves by -o per pixel of x0 (y0)
+                out[0, jj, ii] += wg * value
+                out[1, jj, ii] -= wg * o * d_x
+                out[2, jj, ii] -= wg * o * d_y
+
+
+@numba.njit(cache=True)
+def _evaluate_points(
+    coef: np.ndarray,
+    grid_x: np.ndarray,
+    grid_y: np.ndarray,
+    o: int,
+    cy: float,
+    cx: float,
+    u: np.ndarray,
+    v: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    ny, nx = coef.shape[2], coef.shape[3]
+    for p in range(u.size):
+        out[p] = 0.0
+        py = cy + v[p] * o
+        px = cx + u[p] * o
+        if not (py >= 1.0 and py < ny - 2 and px >= 1.0 and px < nx - 2):
+            continue  # outside the stamp (or NaN): the coefficients there are all zero
+        fy = math.floor(py)
+        fx = math.floor(px)
+        wy = _bspline_weights(py - fy)
+        wx = _bspline_weights(px - fx)
+        r0 = int(fy) - 1
+        k0 = int(fx) - 1
+        iy0, iy1, ix0, ix1, w00, w01, w10, w11 = _grid_weights(grid_x, grid_y, xs[p], ys[p])
+        total = 0.0
+        for a in range(4):
+            for b in range(4):
+                r = r0 + a
+                k = k0 + b
+                blend = (
+                    w00 * coef[iy0, ix0, r, k]
+                    + w01 * coef[iy0, ix1, r, k]
+                    + w10 * coef[iy1, ix0, r, k]
+                    + w11 * coef[iy1, ix1, r, k]
+                )
+                total += wy[a] * wx[b] * blend
+        out[p] = total
+
+
+@numba.njit(cache=True)
+def _render(
+    coef: np.ndarray,
+    grid_x: np.ndarray,
+    grid_y: np.ndarray,
+    o: int,
+    cy: float,
+    cx: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    flux: np.ndarray,
+    radius: int,
+    image: np.ndarray,
+) -> None:
+    ny, nx = image.shape
+    size = 2 * radius + 1
+    values = np.empty((size, size), dtype=np.float64)
+    order = _row_order(y, ny)
+    for q in range(x.size):
+        s = order[q]
+        x0, y0, f = x[s], y[s], flux[s]
+        if not (math.isfinite(x0) and math.isfinite(y0) and math.isfinite(f)):
+            continue
+        if x0 < -radius - 1 or x0 > nx + radius or y0 < -radius - 1 or y0 > ny + radius:
+            continue
+        ix = math.floor(x0 + 0.5)
+        iy = math.floor(y0 + 0.5)
+        _footprint_epsf(coef, grid_x, grid_y, o, cy, cx, x0, y0, ix, iy, radius, values)
+        for jj in range(size):
+            j = iy - radius + jj
+            if j < 0 or j >= ny:
+                continue
+            for ii in range(size):
+                i = ix - radius + ii
+                if 0 <= i < nx:
+                    image[j, i] += np.float32(f * values[jj, ii])
+
+
+@numba.njit(cache=True)
+def _row_order(y: np.ndarray, ny: int) -> np.ndarray:
+    """Indices of ``y`` sorted by image row (counting sort, stable): the footprints of
+    consecutive stars then stay in cache, ~1.5× faster than random order on a 4088² image.
+    """
+    n = y.size
+    counts = np.zeros(ny + 2, dtype=np.int64)
+    keys = np.empty(n, dtype=np.int64)
+    for s in range(n):
+        v = y[s]
+        k = 0 if not v >= 0.0 else (ny + 1 if v >= ny else int(v) + 1)  # NaN → 0
+        keys[s] = k
+        counts[k] += 1
+    start = 0
+    for k in range(ny + 2):
+        c = counts[k]
+        counts[k] = start
+        start += c
+    order = np.empty(n, dtype=np.int64)
+    for s in range(n):
+        k = keys[s]
+        order[counts[k]] = s
+        counts[k] += 1
+    return order
