@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from msos.simulate.command import simulate
 from ssc_common.cli_base import main_of, make_app
 
 app = make_app("msos", "MSOS: microlensing photometry and events of the Galactic Bulge survey.")
+
+app.command("simulate")(simulate)
 
 
 def main() -> None:

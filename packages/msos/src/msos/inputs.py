@@ -35,8 +35,9 @@ BAD_DQ = np.uint32(
     | dqflags.pixel.AD_FLOOR
 )
 SATURATED = np.uint32(dqflags.pixel.SATURATED)
-#: an epoch whose WCS centre lies farther than this from the field centre is another field
-FIELD_TOLERANCE_DEG = 0.25
+#: an epoch whose WCS centre lies farther than this from where its detector of its field points
+#: is another field's (fields are ~0.5° apart; pointing repeats to a few milliarcseconds)
+POINTING_TOLERANCE_DEG = 0.1
 
 
 @dataclass
@@ -94,9 +95,10 @@ def read_epoch(
     *,
     uri: str | None = None,
     detector: str | None = None,
-    field_centre: tuple[float, float] | None = None,
+    pointing: tuple[float, float] | None = None,
 ) -> Epoch:
-    """Read and check one Level-2 file; ``detector`` / ``field_centre`` are the partition's."""
+    """Read and check one Level-2 file; ``detector`` and ``pointing`` (RA, Dec of the
+    detector's centre, ``msos.survey.detector_centre``) are the partition's."""
     import roman_datamodels.datamodels as rdd
 
     name = uri or str(path)
@@ -134,11 +136,11 @@ def read_epoch(
             centre_ra, centre_dec = (float(v) for v in wcs((nx - 1) / 2, (ny - 1) / 2))
         except Exception as exc:
             raise EpochRejected(name, f"has an unusable WCS ({type(exc).__name__})") from None
-        if field_centre is not None:
-            separation = _separation_deg(centre_ra, centre_dec, *field_centre)
-            if separation > FIELD_TOLERANCE_DEG:
+        if pointing is not None:
+            separation = _separation_deg(centre_ra, centre_dec, *pointing)
+            if separation > POINTING_TOLERANCE_DEG:
                 raise EpochRejected(
-                    name, f"points {separation:.2f} deg from the partition's field centre"
+                    name, f"points {separation:.2f} deg from where the partition's detector looks"
                 )
         bad = ((dq & BAD_DQ) != 0) | ~np.isfinite(data) | ~np.isfinite(err) | (err <= 0)
         if bad.all():

@@ -25,6 +25,9 @@ FIELDS_GALACTIC: dict[str, tuple[float, float]] = {
     "f07": (-0.05, 0.00),
 }
 GALACTIC_CENTRE_FIELDS = frozenset({"f07"})
+DETECTORS = tuple(f"WFI{k:02d}" for k in range(1, 19))
+#: centre-to-centre spacing of detectors in the schematic 6 × 3 focal-plane layout below
+DETECTOR_PITCH_DEG = 0.135
 
 
 @cache
@@ -35,6 +38,28 @@ def field_centre(field: str) -> tuple[float, float]:
     l_deg, b_deg = FIELDS_GALACTIC[field]
     icrs = SkyCoord(l=l_deg * u.deg, b=b_deg * u.deg, frame="galactic").icrs
     return float(icrs.ra.deg), float(icrs.dec.deg)
+
+
+def detector_offset_deg(detector: str) -> tuple[float, float]:
+    """Tangent-plane offset (ξ east, η north; degrees) of a detector's centre from its field's
+    centre, in a schematic 6 columns × 3 rows layout (WFI01–03 the first column; not the real
+    WFI focal-plane geometry, which a later survey file replaces)."""
+    if detector not in DETECTORS:
+        raise MsosError(detector, "not a WFI detector (WFI01…WFI18)")
+    column, row = divmod(DETECTORS.index(detector), 3)
+    return (column - 2.5) * DETECTOR_PITCH_DEG, (row - 1) * DETECTOR_PITCH_DEG
+
+
+def detector_centre(field: str, detector: str) -> tuple[float, float]:
+    """(RA, Dec) in degrees where a detector of a field points (gnomonic offset)."""
+    import numpy as np
+
+    ra0, dec0 = (np.radians(v) for v in field_centre(field))
+    xi, eta = (np.radians(v) for v in detector_offset_deg(detector))
+    denominator = np.cos(dec0) - eta * np.sin(dec0)
+    ra = ra0 + np.arctan2(xi, denominator)
+    dec = np.arctan2(np.sin(dec0) + eta * np.cos(dec0), np.hypot(xi, denominator))
+    return float(np.degrees(ra) % 360), float(np.degrees(dec))
 
 
 def season_flip(season: str) -> int:
