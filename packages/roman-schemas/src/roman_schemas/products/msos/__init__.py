@@ -34,6 +34,8 @@ from roman_schemas.products.msos.meta import (
 )
 from roman_schemas.products.msos.photometry import (
     DailyLightCurves,
+    DiaKernelSolution,
+    DifferenceImage,
     EpochPhotometry,
     Epochs,
     GriddedPSF,
@@ -48,6 +50,8 @@ __all__ = [
     "DailyLightCurves",
     "DailyLightCurvesV1_0_0",
     "DetectionEfficiencyCatalog",
+    "DiaKernelSolution",
+    "DifferenceImage",
     "DqaEventsLevel4",
     "DqaPhotometryLevel3",
     "DqaPhotometryLevel4",

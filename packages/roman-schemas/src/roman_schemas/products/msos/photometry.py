@@ -424,3 +424,93 @@ class EpochPhotometry(MsosProduct):
             delta_flux_err_ujy=curves["delta_flux_err_ujy"][:, 0],
             flags=curves["flags"][:, 0],
         )
+
+
+class DiaKernelSolution(MetaModel):
+    """A solved difference-imaging kernel (Bramich delta basis, polynomial in position):
+    everything needed to evaluate K(x, y), the photometric scale ΣK and the background."""
+
+    model_config = MetaModel.model_config | {"arbitrary_types_allowed": True}
+
+    shape: list[int] = Field(min_length=2, max_length=2, description="(ny, nx) solved for")
+    kernel_size: int = Field(ge=1, description="odd width of the pixel kernel")
+    kernel_order: int = Field(ge=0, description="polynomial order of the kernel's shape")
+    scale_order: int = Field(ge=0, description="polynomial order of the photometric scale")
+    background_order: int = Field(ge=0, description="polynomial order of the background")
+    x_offset: float = Field(description="u = (x - x_offset) / x_scale")
+    x_scale: float = Field(gt=0)
+    y_offset: float = Field(description="v = (y - y_offset) / y_scale")
+    y_scale: float = Field(gt=0)
+    kernel_coefficients: NDArray("float64", 3) = Field(
+        description="[kernel_size, kernel_size, n_terms]: polynomial coefficients per kernel pixel"
+    )
+    background_coefficients: NDArray("float64", 1) = Field(description="background polynomial")
+    scale_covariance: NDArray("float64", 2) = Field(description="covariance of the scale terms")
+    chi2_per_dof: float = Field(ge=0, description="of the fit on the stamps")
+    n_pixels: int = Field(ge=0, description="stamp pixels in the final fit")
+    n_pixels_clipped: int = Field(ge=0, description="stamp pixels rejected as outliers")
+    n_parameters: int = Field(ge=1)
+    n_iterations: int = Field(ge=1)
+    stamp_x: NDArray("int64", 1) = Field(description="stamp centres (x)")
+    stamp_y: NDArray("int64", 1) = Field(description="stamp centres (y)")
+    stamp_size: int = Field(ge=1)
+    stamp_status: NDArray("int8", 1) = Field(description="0 used, 1 clipped, 2 unusable")
+    stamp_chi2_per_dof: NDArray("float64", 1) = Field(description="NaN where unusable")
+
+
+class DifferenceImage(MsosProduct):
+    """One epoch minus the reference convolved to match it: D = I - (R ⊗ K + B), its
+    variance and bad mask, and the kernel (a working product, not archived)."""
+
+    product_type: ClassVar[str] = "wfi_microlensing_difference_image"
+    schema_version: ClassVar[str] = "1.0.0"
+    archived: ClassVar[bool] = False
+    export_table: ClassVar[str] = "epoch"
+
+    meta: MsosEpochMeta
+    epoch: Epochs
+    data: NDArray("float32", 2) = Field(description="difference image (DN/s), NaN where bad")
+    variance: NDArray("float32", 2) = Field(description="variance of data (DN/s)²")
+    bad: NDArray("bool", 2) = Field(description="pixels that could not be differenced")
+    kernel: DiaKernelSolution
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Self:
+        if len(self.epoch) != 1:
+            raise ValueError("epoch must hold exactly one row")
+        shape = tuple(self.data.shape)
+        for name in ("variance", "bad"):
+            if tuple(getattr(self, name).shape) != shape:
+                raise ValueError(f"{name} shape differs from data {shape}")
+        return self
+
+    @classmethod
+    def example(cls, size: int = 48, seed: int = 12) -> Self:
+        """A small difference image of noise and one brightened star, with a delta kernel."""
+        rng = np.random.default_rng(seed)
+        data = rng.normal(0, 0.1, (size, size)).astype("float32")
+        yy, xx = np.mgrid[0:size, 0:size]
+        data += (30 * np.exp(-((xx - 20.3) ** 2 + (yy - 25.7) ** 2) / 1.2)).astype("float32")
+        coefficients = np.zeros((7, 7, 6))
+        coefficients[3, 3, 0] = 1.0
+        photometry = EpochPhotometry.example(n_objects=3)
+        return cls(
+            meta=photometry.meta.model_copy(update={"product_type": cls.product_type,
+                                                    "model_type": cls.__name__}),
+            epoch=photometry.epoch,
+            data=data,
+            variance=np.full(data.shape, 0.01, dtype="float32"),
+            bad=np.zeros(data.shape, dtype=bool),
+            kernel=DiaKernelSolution(
+                shape=[size, size], kernel_size=7, kernel_order=2, scale_order=2,
+                background_order=1, x_offset=(size - 1) / 2, x_scale=(size - 1) / 2,
+                y_offset=(size - 1) / 2, y_scale=(size - 1) / 2,
+                kernel_coefficients=coefficients, background_coefficients=np.zeros(3),
+                scale_covariance=np.eye(6) * 1e-8, chi2_per_dof=1.0, n_pixels=2000,
+                n_pixels_clipped=3, n_parameters=297, n_iterations=2,
+                stamp_x=np.array([10, 30], dtype="int64"),
+                stamp_y=np.array([12, 33], dtype="int64"),
+                stamp_size=19, stamp_status=np.zeros(2, dtype="int8"),
+                stamp_chi2_per_dof=np.array([1.02, 0.97]),
+            ),
+        )  # fmt: skip
