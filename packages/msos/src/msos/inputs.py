@@ -59,6 +59,7 @@ class Epoch:
     time_mjd_tdb: float
     time_method: str
     ujy_per_dn_s: float
+    mjy_sr_per_dn_s: float
     centre_ra_deg: float
     centre_dec_deg: float
 
@@ -169,6 +170,7 @@ def read_epoch(
             time_mjd_tdb=time_tdb,
             time_method=method,
             ujy_per_dn_s=ujy,
+            mjy_sr_per_dn_s=float(photometry.conversion_megajanskys),
             centre_ra_deg=centre_ra,
             centre_dec_deg=centre_dec,
         )

@@ -86,6 +86,7 @@ class MsosEpochMeta(MsosMeta):
         max_length=2,
         description="(dx, dy): the epoch's pixel grid minus the reference frame's",
     )
+    ujy_per_dn_s: float = Field(gt=0, description="µJy of 1 DN/s summed over pixels (Level-2)")
 
 
 class MsosEfficiencyMeta(MsosMeta):

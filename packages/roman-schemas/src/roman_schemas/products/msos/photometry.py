@@ -415,6 +415,7 @@ class EpochPhotometry(MsosProduct):
             detector="WFI01",
             exposure_name=str(epoch.exposure_name[0]),
             offset_pix=[0.12, -0.31],
+            ujy_per_dn_s=0.0632,
         )
         return cls(
             meta=MsosEpochMeta(**meta),
