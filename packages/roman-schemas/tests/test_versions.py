@@ -71,8 +71,8 @@ def test_a_new_version_sits_beside_the_old_and_is_the_default():
         for cls in registered_products().values()
         if cls.product_type == "wfi_microlensing_reference_frame_level_3"
     )
-    assert versions == ["1.0.0", "1.1.0"]
-    assert product_class("wfi_microlensing_reference_frame_level_3").schema_version == "1.1.0"
+    assert versions == ["1.0.0", "1.1.0", "1.2.0"]
+    assert product_class("wfi_microlensing_reference_frame_level_3").schema_version == "1.2.0"
     old = product_class("wfi_microlensing_reference_frame_level_3", "1.0.0")
     assert schema_path(old).exists() and schema_path(old) in released()
 

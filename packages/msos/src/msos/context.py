@@ -77,16 +77,17 @@ class PartitionReference:
         objects = self.catalog.objects
         return np.asarray(objects.x_ref_pix), np.asarray(objects.y_ref_pix)
 
-    def flux_dn(self, ujy_per_dn_s: float) -> np.ndarray:
-        """Catalog reference fluxes in the image unit (DN/s)."""
-        return np.asarray(self.catalog.objects.ref_flux_ujy, dtype="float64") / ujy_per_dn_s
+    def flux_image_unit(self) -> np.ndarray:
+        """Catalog reference fluxes in the frame's image unit (DN/s)."""
+        ujy = self.frame.ujy_per_image_unit
+        return np.asarray(self.catalog.objects.ref_flux_ujy, dtype="float64") / ujy
 
-    def scene(self, ujy_per_dn_s: float) -> SceneModel:
+    def scene(self) -> SceneModel:
         """The catalog stars rendered on the reference grid (made once)."""
         if "scene" not in self._cache:
             x, y = self.xy
             self._cache["scene"] = SceneModel.render(
-                self.shape, x, y, self.flux_dn(ujy_per_dn_s), self.epsf
+                self.shape, x, y, self.flux_image_unit(), self.epsf
             )
         return self._cache["scene"]
 

@@ -96,7 +96,7 @@ def difference_epoch(
     shift = (-offset.dx, -offset.dy)
     image_r, variance_r, bad_r = phase_matched_reference(
         reference.image, reference.variance, reference.bad,
-        reference.scene(epoch.ujy_per_dn_s), shift,
+        reference.scene(), shift,
     )  # fmt: skip
     stamps = reference.stamps()
     moved = Stamps(stamps.x + round(shift[0]), stamps.y + round(shift[1]), stamps.size)

@@ -20,7 +20,11 @@ from roman_schemas.products.msos.events import (
     MicrolensingEventCatalog,
 )
 from roman_schemas.products.msos.flags import EpochFlag, PhotometryFlag
-from roman_schemas.products.msos.legacy import DailyLightCurvesV1_0_0, ReferenceFrameV1_0_0
+from roman_schemas.products.msos.legacy import (
+    DailyLightCurvesV1_0_0,
+    ReferenceFrameV1_0_0,
+    ReferenceFrameV1_1_0,
+)
 from roman_schemas.products.msos.meta import (
     ExposureSpan,
     MsosDailyMeta,
@@ -81,6 +85,7 @@ __all__ = [
     "Pointing",
     "ReferenceFrame",
     "ReferenceFrameV1_0_0",
+    "ReferenceFrameV1_1_0",
     "ReferenceObjects",
     "VariabilityCatalog",
     "VariableObjects",

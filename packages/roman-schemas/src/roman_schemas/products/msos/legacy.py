@@ -18,7 +18,12 @@ from roman_schemas.products.msos.meta import (
     MsosPartitionMeta,
     example_partition,
 )
-from roman_schemas.products.msos.photometry import LIGHT_CURVE_RAD, GriddedPSF, LightCurveArrays
+from roman_schemas.products.msos.photometry import (
+    LIGHT_CURVE_RAD,
+    GriddedPSF,
+    LightCurveArrays,
+    ReferenceObjects,
+)
 from roman_schemas.tables import Table
 from roman_schemas.wfi import ImageUnit
 
@@ -91,6 +96,48 @@ class ReferenceFrameV1_0_0(MsosProduct):  # noqa: N801 - the version is part of 
                 flags=old.flags,
             ),
         )
+
+
+class ReferenceFrameV1_1_0(MsosProduct):  # noqa: N801 - the version is part of the name
+    """L3 reference frame of one partition (version 1.1.0: no photometric calibration)."""
+
+    product_type: ClassVar[str] = "wfi_microlensing_reference_frame_level_3"
+    schema_version: ClassVar[str] = "1.1.0"
+    rad_schema: ClassVar[str] = f"{RAD_MSOS}/wfi_microlensing_reference_frame_level_3-1.0.0"
+    export_table: ClassVar[str] = "objects"
+
+    meta: MsosPartitionMeta
+    image_unit: ImageUnit = Field(description="unit of data and err")
+    n_epochs_stacked: int = Field(ge=1, description="epochs in the stack")
+    data: NDArray("float32", 2) = Field(description="stacked image (image_unit)")
+    err: NDArray("float32", 2) = Field(description="1-sigma error of data (image_unit)")
+    mask: NDArray("uint32", 2) = Field(description="data-quality bits (romancal dq)")
+    coverage: NDArray("uint16", 2) = Field(description="epochs contributing to each pixel")
+    wcs_fits: dict[str, float | int | str] = Field(
+        description="FITS WCS of the frame (TAN or TAN-SIP keywords), for astropy.wcs.WCS"
+    )
+    psf: GriddedPSF
+    objects: ReferenceObjects
+
+    @model_validator(mode="after")
+    def _same_shape(self) -> Self:
+        shape = self.data.shape
+        for name in ("err", "mask", "coverage"):
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"{name} shape {getattr(self, name).shape} != data {shape}")
+        missing = {"CTYPE1", "CTYPE2", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2"} - set(self.wcs_fits)
+        if missing:
+            raise ValueError(f"wcs_fits lacks {sorted(missing)}")
+        return self
+
+    @classmethod
+    def example(cls) -> Self:
+        """A small valid 1.1.0 reference frame (for the old-version tests)."""
+        from roman_schemas.products.msos.photometry import ReferenceFrame
+
+        new = ReferenceFrame.example()
+        fields = {name: getattr(new, name) for name in cls.model_fields if name != "meta"}
+        return cls(meta=MsosPartitionMeta(**example_partition(cls)), **fields)
 
 
 class DailyLightCurvesV1_0_0(LightCurveArrays):  # noqa: N801 - the version is part of the name

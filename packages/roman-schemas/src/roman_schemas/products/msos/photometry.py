@@ -127,15 +127,19 @@ def example_wcs(size: int, ra_deg: float = 268.0, dec_deg: float = -29.0) -> dic
 
 
 class ReferenceFrame(MsosProduct):
-    """L3 reference frame of one partition: stacked image, error, mask, WCS, PSF and objects."""
+    """L3 reference frame of one partition: stacked image, error, mask, WCS, calibration, PSF
+    and objects."""
 
     product_type: ClassVar[str] = "wfi_microlensing_reference_frame_level_3"
-    schema_version: ClassVar[str] = "1.1.0"
+    schema_version: ClassVar[str] = "1.2.0"
     rad_schema: ClassVar[str] = f"{RAD_MSOS}/wfi_microlensing_reference_frame_level_3-1.0.0"
     export_table: ClassVar[str] = "objects"
 
     meta: MsosPartitionMeta
     image_unit: ImageUnit = Field(description="unit of data and err")
+    ujy_per_image_unit: float = Field(
+        gt=0, description="µJy of a point source of 1 image_unit summed over pixels"
+    )
     n_epochs_stacked: int = Field(ge=1, description="epochs in the stack")
     data: NDArray("float32", 2) = Field(description="stacked image (image_unit)")
     err: NDArray("float32", 2) = Field(description="1-sigma error of data (image_unit)")
@@ -167,6 +171,7 @@ class ReferenceFrame(MsosProduct):
         return cls(
             meta=MsosPartitionMeta(**example_partition(cls)),
             image_unit="MJy / sr",
+            ujy_per_image_unit=PIXEL_SOLID_ANGLE_SR * 1e12,
             n_epochs_stacked=12,
             data=image,
             err=np.full(image.shape, 0.05, dtype="float32"),
