@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from msos.commands import register
 from msos.simulate.command import simulate
 from ssc_common.cli_base import main_of, make_app
 
 app = make_app("msos", "MSOS: microlensing photometry and events of the Galactic Bulge survey.")
 
 app.command("simulate")(simulate)
+register(app)
 
 
 def main() -> None:

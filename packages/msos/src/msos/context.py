@@ -98,11 +98,13 @@ class PartitionReference:
             self._cache["stamps"] = choose_stamps(image, self.bad, reference_variance=self.variance)
         return self._cache["stamps"]
 
-    def bright_stars(self, n: int = 2000) -> np.ndarray:
-        """(x, y) of the brightest unflagged catalog stars, for measuring epoch offsets."""
-        objects = self.catalog.objects
-        flux = np.asarray(objects.ref_flux_ujy, dtype="float64")
-        usable = (np.asarray(objects.flags) == 0) & np.isfinite(flux)
-        order = np.argsort(-np.where(usable, flux, -np.inf))[: min(n, int(usable.sum()))]
-        x, y = self.xy
-        return np.column_stack([x[order], y[order]])
+    def bright_stars(self) -> np.ndarray:
+        """(x, y) of bright isolated stars of the frame, found the way epochs' stars are (for
+        matching them when measuring an epoch's offset)."""
+        if "bright" not in self._cache:
+            from msos.reference.kernel import detect_stars
+
+            image = np.where(self.bad, 0.0, self.image).astype("float32")
+            stars = detect_stars(image, self.bad, self.variance)
+            self._cache["bright"] = stars.xy[stars.ok]
+        return self._cache["bright"]

@@ -57,10 +57,14 @@ def predicted_shift(wcs_fits: dict, epoch: Epoch) -> tuple[float, float]:
     """(dx, dy) of the epoch's grid from the reference's, predicted by the two WCSs."""
     wcs = WCS(wcs_fits)
     ny, nx = epoch.shape
-    gx, gy = np.meshgrid(np.linspace(0, nx - 1, 5), np.linspace(0, ny - 1, 5))
+    # interior points: gwcs answers NaN outside its bounding box
+    gx, gy = np.meshgrid(np.linspace(0.1, 0.9, 5) * (nx - 1), np.linspace(0.1, 0.9, 5) * (ny - 1))
     ra, dec = wcs.all_pix2world(gx.ravel(), gy.ravel(), 0)
     ex, ey = epoch.pixel_of(ra, dec)
-    return float(np.median(ex - gx.ravel())), float(np.median(ey - gy.ravel()))
+    dx, dy = np.nanmedian(ex - gx.ravel()), np.nanmedian(ey - gy.ravel())
+    if not (np.isfinite(dx) and np.isfinite(dy)):
+        raise EpochRejected(epoch.uri, "its WCS does not overlap the reference frame's")
+    return float(dx), float(dy)
 
 
 def measure_shift(reference: PartitionReference, epoch: Epoch) -> Offset:

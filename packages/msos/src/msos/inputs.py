@@ -62,11 +62,7 @@ class Epoch:
     mjy_sr_per_dn_s: float
     centre_ra_deg: float
     centre_dec_deg: float
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(ny, nx) of the image."""
-        return self.data.shape
+    shape: tuple[int, int]  # (ny, nx), kept when the pixels are dropped
 
     def pixel_of(self, ra_deg: np.ndarray, dec_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixel (x, y) of sky positions through this epoch's WCS."""
@@ -138,7 +134,7 @@ def read_epoch(
         except Exception as exc:
             raise EpochRejected(name, f"has an unusable WCS ({type(exc).__name__})") from None
         if pointing is not None:
-            separation = _separation_deg(centre_ra, centre_dec, *pointing)
+            separation = separation_deg(centre_ra, centre_dec, *pointing)
             if separation > POINTING_TOLERANCE_DEG:
                 raise EpochRejected(
                     name, f"points {separation:.2f} deg from where the partition's detector looks"
@@ -173,6 +169,7 @@ def read_epoch(
             mjy_sr_per_dn_s=float(photometry.conversion_megajanskys),
             centre_ra_deg=centre_ra,
             centre_dec_deg=centre_dec,
+            shape=(ny, nx),
         )
 
 
@@ -189,7 +186,8 @@ def _ephemeris_position(meta: Any) -> np.ndarray | None:
     return position
 
 
-def _separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+def separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Angle between two sky positions (degrees in, degrees out)."""
     a1, d1, a2, d2 = map(np.radians, (ra1, dec1, ra2, dec2))
     cos = np.sin(d1) * np.sin(d2) + np.cos(d1) * np.cos(d2) * np.cos(a1 - a2)
     return float(np.degrees(np.arccos(np.clip(cos, -1, 1))))

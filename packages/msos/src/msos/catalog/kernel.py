@@ -1,7 +1,9 @@
 """Crowded-field catalog of the reference frame: detection, PSF fitting of blends, stable ids.
 
 Pure functions on arrays (no I/O, no settings). Conventions are the package README's:
-0-based pixel centres, ``x`` = column, ``bad`` boolean masks, variances, ``GriddedPSF`` stamps.
+0-based pixel centres, ``x`` = column, ``bad`` boolean masks, variances, and the ePSF as a
+:class:`msos.psf.model.EPSFGrid` (stamps summing to ``oversampling²``; a ``GriddedPSF`` product
+converts with ``EPSFGrid.from_gridded_psf(psf, normalize=True)``).
 
 Algorithm of :func:`measure_objects` (DAOPHOT/ALLSTAR-like, numba where it matters):
 
@@ -40,7 +42,11 @@ Algorithm of :func:`measure_objects` (DAOPHOT/ALLSTAR-like, numba where it matte
 
 Object ids: see :func:`object_ids`.
 
-The ePSF is evaluated by ``msos.psf._interim`` until ``msos.psf.model`` lands.
+The ePSF is evaluated with the primitives of ``msos.psf.model`` (cubic B-spline in the stamps,
+bilinear between grid points): a star's model is its own blend of the grid's spline
+coefficients at ``(xm, ym)`` (its position when the blend was last made, renewed once it moved
+by more than ½ pix), evaluated over the footprint that ``render_stars`` uses, so what is added
+to and subtracted from the residual image is always the same model.
 """
 
 from __future__ import annotations
@@ -56,7 +62,15 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from msos.psf._interim import PsfGrid, eval_stamp, node_weights, pixel_kernel
+from msos.psf.model import (
+    EPSFGrid,
+    _add_star,
+    _add_star_local,
+    _blend,
+    _footprint_at,
+    _pixel_gradient,
+    _star_phase,
+)
 from roman_schemas.products.msos.flags import PhotometryFlag
 
 __all__ = [
@@ -82,48 +96,6 @@ _F_NO_DATA = np.uint32(PhotometryFlag.NO_DATA)
 
 
 @numba.njit(cache=True)
-def _stamp_into(
-    stamps: np.ndarray, grid_x: np.ndarray, grid_y: np.ndarray, x: float, y: float, out: np.ndarray
-) -> None:
-    """``out[:] =`` the stamp at ``(x, y)`` (bilinear between grid nodes)."""
-    iy0, ix0, wy, wx = node_weights(x, y, grid_x, grid_y)
-    ny, nx = stamps.shape[0], stamps.shape[1]
-    out[:, :] = 0.0
-    for a in range(2):
-        fy = wy if a == 1 else 1.0 - wy
-        if fy == 0.0:
-            continue
-        iy = min(iy0 + a, ny - 1)
-        for b in range(2):
-            fx = wx if b == 1 else 1.0 - wx
-            if fx == 0.0:
-                continue
-            ix = min(ix0 + b, nx - 1)
-            f = fy * fx
-            src = stamps[iy, ix]
-            for r in range(out.shape[0]):
-                for c in range(out.shape[1]):
-                    out[r, c] += f * src[r, c]
-
-
-@numba.njit(cache=True)
-def _add_star(
-    image: np.ndarray, stamp: np.ndarray, os: int, hw: float, x: float, y: float, flux: float
-) -> None:
-    """``image += flux · ePSF(· − x, · − y)`` over the stamp footprint."""
-    ny, nx = image.shape
-    out = np.empty(3)
-    i0 = max(math.ceil(x - hw), 0)
-    i1 = min(math.floor(x + hw), nx - 1)
-    j0 = max(math.ceil(y - hw), 0)
-    j1 = min(math.floor(y + hw), ny - 1)
-    for j in range(j0, j1 + 1):
-        for i in range(i0, i1 + 1):
-            eval_stamp(stamp, os, i - x, j - y, False, out)
-            image[j, i] += flux * out[0]
-
-
-@numba.njit(cache=True)
 def _render_stars(
     image: np.ndarray,
     idx: np.ndarray,
@@ -132,21 +104,15 @@ def _render_stars(
     f: np.ndarray,
     xm: np.ndarray,
     ym: np.ndarray,
-    stamps: np.ndarray,
-    grid_x: np.ndarray,
-    grid_y: np.ndarray,
-    os: int,
+    ep: tuple,
     sign: float,
 ) -> None:
-    """Add ``sign`` × the model of stars ``idx`` (stamps mixed at ``xm, ym``)."""
-    sy, sx = stamps.shape[2], stamps.shape[3]
-    hw = 0.5 * (min(sy, sx) - 1) / os
-    buf = np.empty((sy, sx))
+    """Add ``sign`` × the model of stars ``idx`` (grid blended at ``xm, ym``)."""
+    coef, grid_x, grid_y, o, cy, cx, radius = ep
+    values = np.empty((2 * radius + 1, 2 * radius + 1))
     for k in idx:
-        if not (math.isfinite(f[k]) and math.isfinite(x[k]) and math.isfinite(y[k])):
-            continue
-        _stamp_into(stamps, grid_x, grid_y, xm[k], ym[k], buf)
-        _add_star(image, buf, os, hw, x[k], y[k], sign * f[k])
+        _add_star(image, coef, grid_x, grid_y, xm[k], ym[k], o, cy, cx, x[k], y[k], sign * f[k],
+                  radius, values)  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -210,10 +176,7 @@ def _fit_groups(
     gptr: np.ndarray,
     gidx: np.ndarray,
     gactive: np.ndarray,
-    stamps: np.ndarray,
-    grid_x: np.ndarray,
-    grid_y: np.ndarray,
-    os: int,
+    ep: tuple,
     fit_r: float,
     max_step: float,
     tol_pix: float,
@@ -226,15 +189,17 @@ def _fit_groups(
     With ``update=False`` nothing moves: only the variances at the current solution are set
     (undamped matrix). ``changed[k]`` is set for stars whose parameters moved noticeably.
     """
+    coef, grid_x, grid_y, o, cy, cx, radius = ep
     ny, nx = resid.shape
-    sy, sx = stamps.shape[2], stamps.shape[3]
-    hw = 0.5 * (min(sy, sx) - 1) / os
+    size = 2 * radius + 1
     ng = gptr.size - 1
     maxn = 1
     for g in range(ng):
         maxn = max(maxn, gptr[g + 1] - gptr[g])
-    buf = np.empty((maxn, sy, sx))
-    out = np.empty(3)
+    local = np.empty((maxn, coef.shape[2], coef.shape[3]))  # each member's blended coefficients
+    origin = np.empty((maxn, 4), dtype=np.int64)
+    phase = np.empty((maxn, 4, 4))
+    values = np.empty((size, size))
     fr2 = fit_r * fit_r
     jac = np.zeros(3 * maxn)
     nz = np.empty(maxn, dtype=np.int64)
@@ -249,8 +214,9 @@ def _fit_groups(
         by1 = -1
         for a in range(n):
             k = members[a]
-            _stamp_into(stamps, grid_x, grid_y, xm[k], ym[k], buf[a])
-            _add_star(resid, buf[a], os, hw, x[k], y[k], f[k])
+            _blend(coef, grid_x, grid_y, xm[k], ym[k], local[a])
+            _add_star_local(resid, local[a], o, cy, cx, x[k], y[k], f[k], radius, values)
+            _star_phase(o, cy, cx, x[k], y[k], radius, origin[a], phase[a])
             bx0 = min(bx0, math.ceil(x[k] - fit_r))
             bx1 = max(bx1, math.floor(x[k] + fit_r))
             by0 = min(by0, math.ceil(y[k] - fit_r))
@@ -280,16 +246,16 @@ def _fit_groups(
                 model = 0.0
                 nnz = 0
                 for a in range(n):
-                    k = members[a]
-                    u = i - x[k]
-                    v = j - y[k]
-                    if abs(u) > hw or abs(v) > hw:
+                    inside, p, dp_dx, dp_dy = _pixel_gradient(
+                        local[a], o, radius, origin[a], phase[a], i, j
+                    )
+                    if not inside:
                         continue
-                    eval_stamp(buf[a], os, u, v, True, out)
-                    model += f[k] * out[0]
-                    jac[3 * a] = out[0]
-                    jac[3 * a + 1] = -f[k] * out[1]
-                    jac[3 * a + 2] = -f[k] * out[2]
+                    k = members[a]
+                    model += f[k] * p
+                    jac[3 * a] = p
+                    jac[3 * a + 1] = f[k] * dp_dx
+                    jac[3 * a + 2] = f[k] * dp_dy
                     nz[nnz] = a
                     nnz += 1
                 r = resid[j, i] - model
@@ -360,8 +326,8 @@ def _fit_groups(
                 if (x[k] - xm[k]) ** 2 + (y[k] - ym[k]) ** 2 > 0.25:
                     xm[k] = x[k]
                     ym[k] = y[k]
-                    _stamp_into(stamps, grid_x, grid_y, xm[k], ym[k], buf[a])
-            _add_star(resid, buf[a], os, hw, x[k], y[k], -f[k])
+                    _blend(coef, grid_x, grid_y, xm[k], ym[k], local[a])
+            _add_star_local(resid, local[a], o, cy, cx, x[k], y[k], -f[k], radius, values)
 
 
 @numba.njit(cache=True)
@@ -429,10 +395,7 @@ def _final_measures(
     f: np.ndarray,
     xm: np.ndarray,
     ym: np.ndarray,
-    stamps: np.ndarray,
-    grid_x: np.ndarray,
-    grid_y: np.ndarray,
-    os: int,
+    ep: tuple,
     fit_r: float,
     core_r: float,
     qfit: np.ndarray,
@@ -441,16 +404,19 @@ def _final_measures(
     npix_core_bad: np.ndarray,
 ) -> None:
     """qfit, crowding and pixel counts of every star from the final residual and model."""
+    coef, grid_x, grid_y, o, cy, cx, _ = ep
     ny, nx = resid.shape
-    sy, sx = stamps.shape[2], stamps.shape[3]
-    buf = np.empty((sy, sx))
-    out = np.empty(3)
+    rc = math.ceil(core_r + 0.5)  # the footprint holding the core pixels
+    own_values = np.empty((2 * rc + 1, 2 * rc + 1))
     for k in range(x.size):
         if not (math.isfinite(x[k]) and math.isfinite(y[k]) and math.isfinite(f[k])):
             qfit[k] = np.nan
             crowding[k] = np.nan
             continue
-        _stamp_into(stamps, grid_x, grid_y, xm[k], ym[k], buf)
+        ix = math.floor(x[k] + 0.5)
+        iy = math.floor(y[k] + 0.5)
+        _footprint_at(coef, grid_x, grid_y, xm[k], ym[k], o, cy, cx, x[k], y[k], ix, iy, rc,
+                      own_values)  # fmt: skip
         i0 = max(math.ceil(x[k] - fit_r), 0)
         i1 = min(math.floor(x[k] + fit_r), nx - 1)
         j0 = max(math.ceil(y[k] - fit_r), 0)
@@ -466,8 +432,7 @@ def _final_measures(
                 if d2 > fit_r * fit_r:
                     continue
                 if d2 <= core_r * core_r:
-                    eval_stamp(buf, os, i - x[k], j - y[k], False, out)
-                    own += f[k] * out[0]
+                    own += f[k] * own_values[j - iy + rc, i - ix + rc]
                     tot += model[j, i]
                     if not valid[j, i]:
                         nbad += 1
@@ -564,11 +529,29 @@ def _snr_map(data: np.ndarray, weight: np.ndarray, kernel: np.ndarray) -> tuple:
     return snr, flux
 
 
-def detection_kernels(psf: object, radius: int = 2) -> np.ndarray:
-    """Matched-filter kernels ``[py, px, 2r+1, 2r+1]`` for star phases 0 and ½ pix per axis."""
+def detection_kernels(psf: EPSFGrid, radius: int = 2) -> np.ndarray:
+    """Matched-filter kernels ``[py, px, 2r+1, 2r+1]`` for star phases 0 and ½ pix per axis.
+
+    ``kernels[py, px, j + r, i + r] = ePSF(i - px/2, j - py/2)`` of the grid-mean stamp:
+    correlating an image with one gives the matched filter of stars at ``pixel + phase``.
+    """
+    _check_epsf(psf)
+    mean = EPSFGrid(psf.stamps.mean(axis=(0, 1)), oversampling=psf.oversampling)
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
     return np.array(
-        [[pixel_kernel(psf, radius, (px, py)) for px in (0.0, 0.5)] for py in (0.0, 0.5)]
+        [
+            [mean.evaluate(t[None, :] - px, t[:, None] - py) for px in (0.0, 0.5)]
+            for py in (0.0, 0.5)
+        ]
     )
+
+
+def _check_epsf(psf: object) -> None:
+    if not isinstance(psf, EPSFGrid):
+        raise TypeError(
+            f"psf must be an msos.psf.model.EPSFGrid, not {type(psf).__name__} (a GriddedPSF "
+            "product converts with EPSFGrid.from_gridded_psf(psf, normalize=True))"
+        )
 
 
 def _snr_map2(data: np.ndarray, weight: np.ndarray, kernels: np.ndarray) -> tuple:
@@ -738,7 +721,7 @@ def _to_bool(mask: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
 
 def measure_objects(
     image: np.ndarray,
-    psf: object,
+    psf: EPSFGrid,
     *,
     bad: np.ndarray | None = None,
     variance: np.ndarray | None = None,
@@ -767,7 +750,7 @@ def measure_objects(
     Parameters
     ----------
     image : float array ``[y, x]`` (NaN allowed: treated as bad).
-    psf : ``GriddedPSF`` (or anything with ``stamps, x_pix, y_pix, oversampling``).
+    psf : the ePSF grid (kernel convention: each stamp sums to ``oversampling²``).
     bad : pixels never used (romancal dq, no coverage).
     variance : per-pixel variance; estimated from the background noise if omitted (then a
         constant, the robust scatter of ``image − background``).
@@ -783,9 +766,12 @@ def measure_objects(
     shape = data.shape
     if data.ndim != 2:
         raise ValueError("image must be 2-D")
-    grid = PsfGrid.from_model(psf)
-    stamps, gx, gy, os = grid.stamps, grid.grid_x, grid.grid_y, grid.oversampling
-    hw = grid.half_width_pix
+    _check_epsf(psf)
+    # the ePSF for the numba kernels: (coefficients, grid, oversampling, centre, footprint
+    # radius); every star's model covers the whole ePSF support, as in render_stars
+    radius = psf.render_radius()
+    coef, centre_y, centre_x = psf.coefficients(radius)
+    ep = (coef, psf.grid_x, psf.grid_y, psf.oversampling, float(centre_y), float(centre_x), radius)
     bad = _to_bool(bad, shape)
     sat = _to_bool(saturated, shape).copy()
     finite = np.isfinite(data)
@@ -808,8 +794,8 @@ def measure_objects(
     weight = np.where(valid, 1.0 / np.where(valid, var, 1.0), 0.0)
 
     resid = np.where(valid, data - background, 0.0)
-    kernel = pixel_kernel(grid, radius=2)
-    kernels = detection_kernels(grid, radius=2)
+    kernels = detection_kernels(psf, radius=2)
+    kernel = kernels[0, 0]
 
     # saturated blobs: one seed each, matched filter blanked around them
     blank = None
@@ -849,7 +835,7 @@ def measure_objects(
         npass = np.concatenate([npass, np.full(nx_.size, p, dtype=np.int8)])
         alive = np.concatenate([alive, np.ones(nx_.size, dtype=bool)])
         new = np.arange(start, x.size)
-        _render_stars(resid, new, x, y, f, xm, ym, stamps, gx, gy, os, -1.0)
+        _render_stars(resid, new, x, y, f, xm, ym, ep, -1.0)
         return new
 
     xm = np.zeros(0)
@@ -858,7 +844,7 @@ def measure_objects(
     var_x = np.zeros(0)
     var_y = np.zeros(0)
 
-    activation_radius = fit_radius + min(hw, 2.5)
+    activation_radius = fit_radius + min(psf.support, 2.5)
 
     def fit(dirty: np.ndarray | None) -> None:
         """Sweeps until converged; ``dirty``: stars whose neighbourhood needs a refit."""
@@ -887,7 +873,7 @@ def measure_objects(
             changed = np.zeros(x.size, dtype=bool)
             _fit_groups(
                 resid, weight, x, y, f, xm, ym, var_f, var_x, var_y, ptr, gidx, gactive,
-                stamps, gx, gy, os, fit_radius, max_step, tol_pix, 1e-3, True, changed,
+                ep, fit_radius, max_step, tol_pix, 1e-3, True, changed,
             )  # fmt: skip
             sweeps += 1
             _activate(changed, x, y, alive, gid, activation_radius, gactive)
@@ -902,7 +888,7 @@ def measure_objects(
             snr = f[live] / np.sqrt(var_f[live])
         weak = live[~(snr >= min_snr)]
         if weak.size:
-            _render_stars(resid, weak, x, y, f, xm, ym, stamps, gx, gy, os, 1.0)
+            _render_stars(resid, weak, x, y, f, xm, ym, ep, 1.0)
             alive[weak] = False
             touched.extend(weak.tolist())
         live = np.nonzero(alive)[0]
@@ -918,14 +904,14 @@ def measure_objects(
                         continue
                     keep, drop = (k1, k2) if f[k1] >= f[k2] else (k2, k1)
                     both = np.array([keep, drop])
-                    _render_stars(resid, both, x, y, f, xm, ym, stamps, gx, gy, os, 1.0)
+                    _render_stars(resid, both, x, y, f, xm, ym, ep, 1.0)
                     ftot = f[keep] + f[drop]
                     if f[keep] > 0 and f[drop] > 0:
                         x[keep] = (f[keep] * x[keep] + f[drop] * x[drop]) / ftot
                         y[keep] = (f[keep] * y[keep] + f[drop] * y[drop]) / ftot
                     f[keep] = ftot
                     alive[drop] = False
-                    _render_stars(resid, both[:1], x, y, f, xm, ym, stamps, gx, gy, os, -1.0)
+                    _render_stars(resid, both[:1], x, y, f, xm, ym, ep, -1.0)
                     touched.extend([keep, drop])
         return np.array(touched, dtype=np.int64)
 
@@ -998,7 +984,7 @@ def measure_objects(
         gsize[live] = np.bincount(new_labels)[new_labels]
         _fit_groups(
             resid, weight, x, y, f, xm, ym, var_f, var_x, var_y, ptr, gidx,
-            np.ones(ptr.size - 1, dtype=bool), stamps, gx, gy, os, fit_radius, max_step,
+            np.ones(ptr.size - 1, dtype=bool), ep, fit_radius, max_step,
             tol_pix, 0.0, False, np.zeros(x.size, dtype=bool),
         )  # fmt: skip
     else:
@@ -1007,7 +993,7 @@ def measure_objects(
     live = live[np.lexsort((x[live], y[live]))] if live.size else live
     model = data - background - resid  # includes 0 at unusable pixels (data zeroed there)
     model_clean = np.zeros(shape)
-    _render_stars(model_clean, live, x, y, f, xm, ym, stamps, gx, gy, os, 1.0)
+    _render_stars(model_clean, live, x, y, f, xm, ym, ep, 1.0)
     n = live.size
     qfit = np.empty(n)
     crowd = np.empty(n)
@@ -1015,7 +1001,7 @@ def measure_objects(
     ncore_bad = np.zeros(n, dtype=np.int64)
     lx, ly, lf = x[live], y[live], f[live]
     _final_measures(
-        resid, model_clean, weight, valid, lx, ly, lf, xm[live], ym[live], stamps, gx, gy, os,
+        resid, model_clean, weight, valid, lx, ly, lf, xm[live], ym[live], ep,
         fit_radius, core_radius, qfit, crowd, nfit, ncore_bad,
     )  # fmt: skip
     del model

@@ -18,21 +18,21 @@ from msos.survey import detector_centre
 from ssc_common.step import Step
 
 
-def read_input_epoch(ctx: Any, ref: str, partition: Partition) -> Epoch:
-    """Read one Level-2 input (key, path or URI) and check it belongs to the partition."""
+def read_input_epoch(ctx: Any, ref: str, partition: Partition | None) -> Epoch:
+    """Read one Level-2 input (key, path or URI) and check it belongs to the partition
+    (when one is given)."""
     storage, key = ctx.locate(ref)
     uri = storage.uri(key)
-    pointing = detector_centre(partition.field, partition.detector)
+    detector = partition.detector if partition else None
+    pointing = detector_centre(partition.field, partition.detector) if partition else None
     if uri.startswith("file://"):
         from urllib.parse import urlparse
 
-        return read_epoch(urlparse(uri).path, uri=uri, detector=partition.detector,
-                          pointing=pointing)  # fmt: skip
+        return read_epoch(urlparse(uri).path, uri=uri, detector=detector, pointing=pointing)
     with tempfile.TemporaryDirectory(prefix="msos-l2-") as scratch:
-        local = storage.get_file(key, Path(scratch) / Path(key).name)
-        del local
-        return read_epoch(Path(scratch) / Path(key).name, uri=uri, detector=partition.detector,
-                          pointing=pointing)  # fmt: skip
+        storage.get_file(key, Path(scratch) / Path(key).name)
+        path = Path(scratch) / Path(key).name
+        return read_epoch(path, uri=uri, detector=detector, pointing=pointing)
 
 
 class EpochStep(Step):

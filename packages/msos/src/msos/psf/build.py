@@ -1,8 +1,10 @@
-"""Building a spatially varying effective PSF (``GriddedPSF``) from the stars of an image.
+"""Building a spatially varying effective PSF grid from the stars of an image.
 
-Pure functions on arrays. The ePSF convention is the package README's (``GriddedPSF``: stamps
-sampled ``oversampling`` times per pixel, centre at the stamp centre, each stamp summing to
-``oversampling²``, bilinear interpolation between grid nodes).
+Pure functions on arrays. The ePSF convention is the package README's: stamps sampled
+``oversampling`` times per pixel, centre at the stamp centre, bilinear interpolation between
+grid nodes; the result is a :class:`msos.psf.model.EPSFGrid` (each stamp summing to
+``oversampling²``, evaluated with the model's cubic B-spline everywhere here), and
+:meth:`EPSFBuildResult.gridded_psf` gives the ``GriddedPSF`` product (stamps summing to 1).
 
 Algorithm (Anderson & King 2000, extended to a grid of nodes):
 
@@ -12,20 +14,21 @@ Algorithm (Anderson & King 2000, extended to a grid of nodes):
   the other stars are not ignored but *subtracted*: every iteration renders all known objects
   (``neighbours``: positions and fluxes from the catalog) with the current ePSF and removes
   them from each PSF star's stamp.
-* **Iteration.** Starting from a pixel-integrated Gaussian of ``initial_fwhm``: (1) each star's
-  flux and position are fitted with the current ePSF (Gauss–Newton, pixels within
-  ``fit_radius``); (2) every pixel within ``stamp_radius`` of a star gives a sample of the
-  *residual* ePSF, ``(data − model) / flux``, at the offset ``(i − x, j − y)``; (3) each sample
-  is assigned to the nearest stamp grid point and to the grid nodes with the bilinear weights
-  of the star's position (the weights with which the node enters the model there), so the
-  update is the weighted least-squares correction of the gridded model; samples are weighted by
-  their inverse variance and sigma-clipped per grid point and node; (4) the corrections are
-  smoothed with a 3×3 binomial kernel on the oversampled grid (the Anderson & King smoothing:
-  noise between neighbouring oversampled points is not PSF structure), added, and each stamp is
+* **Iteration.** Starting from a pixel-integrated Gaussian of ``initial_fwhm`` (or ``initial``):
+  (1) each star's flux and position are fitted with the current ePSF (Gauss–Newton, pixels
+  within ``fit_radius``, one star at a time against the residual of all the others); (2) every
+  pixel within ``stamp_radius`` of a star gives a sample of the *residual* ePSF,
+  ``(data − model) / flux``, at the offset ``(i − x, j − y)``; (3) each sample is assigned to
+  the nearest stamp grid point and to the grid nodes with the bilinear weights of the star's
+  position (the weights with which the node enters the model there), so the update is the
+  weighted least-squares correction of the gridded model; samples are weighted by their
+  inverse variance and sigma-clipped per grid point and node; (4) the corrections are smoothed
+  with a 3×3 binomial kernel on the oversampled grid (the Anderson & King smoothing: noise
+  between neighbouring oversampled points is not PSF structure), added, and each stamp is
   renormalised (sum ``oversampling²``) and re-centred (its centroid within ``centre_radius``
-  moved to the stamp centre by cubic-spline shifting). Iterates until the largest change within
-  ``centre_radius`` is below ``tol`` × the peak, or ``max_iter`` (the remaining changes are then
-  the noise of the samples, not a drift).
+  moved to the stamp centre by shifting it with the model's spline). Iterates until the
+  largest change within ``centre_radius`` is below ``tol`` × the peak, or ``max_iter`` (the
+  remaining changes are then the noise of the samples, not a drift).
 * **Sparse nodes.** A node whose stars weigh less than ``min_stars`` (Σ of the bilinear
   weights) is shrunk towards the mean of all nodes: ``(N·S + (min_stars − N)·S̄) / min_stars``.
 """
@@ -39,22 +42,20 @@ import numba
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
-from scipy.special import erf
 
-from msos.psf._interim import eval_stamp, local_stamp, node_weights, render_into
+from msos.psf.model import (
+    EPSFGrid,
+    _add_star,
+    _corner,
+    _footprint_epsf_gradient,
+    _grid_weights,
+    gaussian_epsf,
+    render_stars,
+    to_gridded_psf,
+)
 from roman_schemas.products.msos import GriddedPSF
 
-__all__ = ["EPSFBuildResult", "build_epsf_grid", "gaussian_epsf", "select_psf_stars"]
-
-
-def gaussian_epsf(fwhm: float, oversampling: int = 4, stamp_radius: int = 5) -> np.ndarray:
-    """A pixel-integrated circular Gaussian stamp (sum ``oversampling²``): the first guess."""
-    sigma = fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-    c = stamp_radius * oversampling
-    t = (np.arange(2 * c + 1) - c) / oversampling
-    g = 0.5 * (erf((t + 0.5) / (math.sqrt(2) * sigma)) - erf((t - 0.5) / (math.sqrt(2) * sigma)))
-    stamp = np.outer(g, g)
-    return stamp * oversampling**2 / stamp.sum()
+__all__ = ["EPSFBuildResult", "build_epsf_grid", "select_psf_stars"]
 
 
 def select_psf_stars(
@@ -116,47 +117,51 @@ def select_psf_stars(
 
 @numba.njit(cache=True)
 def _fit_stars(
-    data: np.ndarray,
+    resid: np.ndarray,
     weight: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
     f: np.ndarray,
-    stamps: np.ndarray,
-    grid_x: np.ndarray,
-    grid_y: np.ndarray,
-    os: int,
+    use: np.ndarray,
+    ep: tuple,
     fit_r: float,
     n_iter: int,
 ) -> None:
-    """Flux and position of each star with the current ePSF; ``data`` is the residual image
-    (everything subtracted, the stars included), to which each star's model is added back."""
-    ny, nx = data.shape
-    out = np.empty(3)
-    out0 = np.empty(3)
+    """Flux and position of each used star with the current ePSF, one star at a time.
+
+    ``resid`` is the image minus every model: the star's model is added back, the star
+    fitted (Gauss–Newton, ``n_iter`` steps at most, pixels within ``fit_r``) and its new
+    model subtracted. ``ep = (coef, grid_x, grid_y, o, cy, cx, radius)``: the ePSF's
+    coefficients padded for the footprint ``radius`` (≥ ``fit_r`` + ½) of its models.
+    """
+    coef, grid_x, grid_y, o, cy, cx, radius = ep
+    ny, nx = resid.shape
+    values = np.empty((2 * radius + 1, 2 * radius + 1))
+    rf = math.ceil(fit_r + 0.5)  # the footprint holding the fit pixels
+    psf = np.empty((3, 2 * rf + 1, 2 * rf + 1))
     for k in range(x.size):
-        stamp = local_stamp(stamps, grid_x, grid_y, x[k], y[k])
-        x0 = x[k]
-        y0 = y[k]
-        f0 = f[k]
+        if not use[k]:
+            continue
+        _add_star(resid, coef, grid_x, grid_y, x[k], y[k], o, cy, cx, x[k], y[k], f[k], radius,
+                  values)  # fmt: skip
         for _ in range(n_iter):
             a = np.zeros((3, 3))
             b = np.zeros(3)
             jac = np.zeros(3)
-            i0 = max(math.ceil(x[k] - fit_r), 0)
-            i1 = min(math.floor(x[k] + fit_r), nx - 1)
-            j0 = max(math.ceil(y[k] - fit_r), 0)
-            j1 = min(math.floor(y[k] + fit_r), ny - 1)
-            for j in range(j0, j1 + 1):
-                for i in range(i0, i1 + 1):
+            ix = math.floor(x[k] + 0.5)
+            iy = math.floor(y[k] + 0.5)
+            _footprint_epsf_gradient(coef, grid_x, grid_y, o, cy, cx, x[k], y[k], ix, iy, rf, psf)
+            for j in range(max(iy - rf, 0), min(iy + rf, ny - 1) + 1):
+                for i in range(max(ix - rf, 0), min(ix + rf, nx - 1) + 1):
                     w = weight[j, i]
                     if w <= 0.0 or (i - x[k]) ** 2 + (j - y[k]) ** 2 > fit_r * fit_r:
                         continue
-                    eval_stamp(stamp, os, i - x[k], j - y[k], True, out)
-                    eval_stamp(stamp, os, i - x0, j - y0, False, out0)
-                    r = data[j, i] + f0 * out0[0] - f[k] * out[0]
-                    jac[0] = out[0]
-                    jac[1] = -f[k] * out[1]
-                    jac[2] = -f[k] * out[2]
+                    jj = j - iy + rf
+                    ii = i - ix + rf
+                    r = resid[j, i] - f[k] * psf[0, jj, ii]
+                    jac[0] = psf[0, jj, ii]
+                    jac[1] = f[k] * psf[1, jj, ii]
+                    jac[2] = f[k] * psf[2, jj, ii]
                     for p in range(3):
                         b[p] += w * jac[p] * r
                         for q in range(3):
@@ -178,6 +183,8 @@ def _fit_stars(
             y[k] += min(max(d[2], -0.3), 0.3)
             if abs(d[1]) < 1e-5 and abs(d[2]) < 1e-5:
                 break
+        _add_star(resid, coef, grid_x, grid_y, x[k], y[k], o, cy, cx, x[k], y[k], -f[k], radius,
+                  values)  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -189,7 +196,7 @@ def _accumulate(
     y: np.ndarray,
     f: np.ndarray,
     use: np.ndarray,
-    stamps: np.ndarray,
+    size: int,
     grid_x: np.ndarray,
     grid_y: np.ndarray,
     os: int,
@@ -207,14 +214,12 @@ def _accumulate(
     ``clip`` × max(1, that round's rms) are skipped.
     """
     ny, nx = resid.shape
-    sy, sx = stamps.shape[2], stamps.shape[3]
-    cy = 0.5 * (sy - 1)
-    cx = 0.5 * (sx - 1)
+    c = 0.5 * (size - 1)
     ngx = grid_x.size
     for k in range(x.size):
         if not use[k] or not (f[k] > 0.0):
             continue
-        iy0, ix0, wy, wx = node_weights(x[k], y[k], grid_x, grid_y)
+        weights = _grid_weights(grid_x, grid_y, x[k], y[k])
         i0 = max(math.ceil(x[k] - radius), 0)
         i1 = min(math.floor(x[k] + radius), nx - 1)
         j0 = max(math.ceil(y[k] - radius), 0)
@@ -225,39 +230,48 @@ def _accumulate(
                     continue
                 u = i - x[k]
                 v = j - y[k]
-                r_ = round(cy + v * os)
-                c_ = round(cx + u * os)
-                if r_ < 0 or r_ >= sy or c_ < 0 or c_ >= sx:
+                r_ = round(c + v * os)
+                c_ = round(c + u * os)
+                if r_ < 0 or r_ >= size or c_ < 0 or c_ >= size:
                     continue
                 res = resid[j, i] / f[k]
                 w = f[k] * f[k] / var[j, i]
-                for a in range(2):
-                    fy = wy if a == 1 else 1.0 - wy
-                    if fy == 0.0:
+                for q in range(4):
+                    gy, gx, bq = _corner(weights, q)
+                    if bq == 0.0:
                         continue
-                    iy = min(iy0 + a, grid_y.size - 1)
-                    for b in range(2):
-                        fx = wx if b == 1 else 1.0 - wx
-                        if fx == 0.0:
+                    n = gy * ngx + gx
+                    if clip > 0.0:
+                        dev = (res - mean_in[n, r_, c_]) * math.sqrt(w)
+                        if abs(dev) > clip * max(rms_in[n, r_, c_], 1.0):
                             continue
-                        ix = min(ix0 + b, ngx - 1)
-                        n = iy * ngx + ix
-                        if clip > 0.0:
-                            dev = (res - mean_in[n, r_, c_]) * math.sqrt(w)
-                            if abs(dev) > clip * max(rms_in[n, r_, c_], 1.0):
-                                continue
-                        om = fy * fx * w
-                        acc[n, 0, r_, c_] += om * res
-                        acc[n, 1, r_, c_] += om
-                        acc[n, 2, r_, c_] += om * res * res
-                        acc[n, 3, r_, c_] += fy * fx
+                    om = bq * w
+                    acc[n, 0, r_, c_] += om * res
+                    acc[n, 1, r_, c_] += om
+                    acc[n, 2, r_, c_] += om * res * res
+                    acc[n, 3, r_, c_] += bq
+
+
+@numba.njit(cache=True)
+def _node_stars(
+    x: np.ndarray, y: np.ndarray, use: np.ndarray, grid_x: np.ndarray, grid_y: np.ndarray
+) -> np.ndarray:
+    """Σ of each node's bilinear weight over the used stars (row-major, y outer)."""
+    out = np.zeros(grid_y.size * grid_x.size)
+    for k in range(x.size):
+        if use[k]:
+            weights = _grid_weights(grid_x, grid_y, x[k], y[k])
+            for q in range(4):
+                gy, gx, bq = _corner(weights, q)
+                out[gy * grid_x.size + gx] += bq
+    return out
 
 
 @dataclass
 class EPSFBuildResult:
     """The built ePSF grid and what it was built from."""
 
-    psf: GriddedPSF
+    epsf: EPSFGrid  # kernel convention: each stamp sums to oversampling²
     n_stars: np.ndarray  # per node (row-major, y outer): Σ bilinear weights of its stars
     x: np.ndarray  # fitted positions and fluxes of the PSF stars
     y: np.ndarray
@@ -265,6 +279,10 @@ class EPSFBuildResult:
     n_iter: int
     converged: bool
     max_change: float  # last iteration's largest change / peak
+
+    def gridded_psf(self) -> GriddedPSF:
+        """The grid as a product: ``GriddedPSF`` stamps summing to 1 (``to_gridded_psf``)."""
+        return to_gridded_psf(self.epsf)
 
 
 def _centroid(stamp: np.ndarray, os: int, radius: float) -> tuple[float, float]:
@@ -286,11 +304,14 @@ def _centroid(stamp: np.ndarray, os: int, radius: float) -> tuple[float, float]:
 
 
 def _recentre(stamp: np.ndarray, os: int, radius: float) -> np.ndarray:
+    """The stamp shifted (with the ePSF's own spline) so its central centroid is at the centre."""
+    t = (np.arange(stamp.shape[0]) - (stamp.shape[0] - 1) / 2) / os
     for _ in range(3):
         gx, gy = _centroid(stamp, os, radius)
         if abs(gx) < 1e-4 and abs(gy) < 1e-4:
             break
-        stamp = ndimage.shift(stamp, (-gy, -gx), order=3, mode="constant", cval=0.0)
+        shifted = EPSFGrid(stamp, oversampling=os)
+        stamp = shifted.evaluate(t[None, :] + gx / os, t[:, None] + gy / os)
     return stamp
 
 
@@ -309,7 +330,7 @@ def build_epsf_grid(
     stamp_radius: int = 5,
     fit_radius: float = 2.5,
     initial_fwhm: float = 1.3,
-    initial: GriddedPSF | None = None,
+    initial: EPSFGrid | None = None,
     max_iter: int = 12,
     tol: float = 3e-3,
     clip_sigma: float = 3.0,
@@ -322,7 +343,9 @@ def build_epsf_grid(
     ``x, y, flux``: the stars to build from (e.g. :func:`select_psf_stars` of the catalog),
     first guesses of position and flux. ``neighbours``: every *other* known object (x, y,
     flux), subtracted with the current ePSF. ``background``: subtracted from the image.
-    Grid nodes sit at the centres of ``grid_shape`` equal cells of the image.
+    Grid nodes sit at the centres of ``grid_shape`` equal cells of the image. ``initial``:
+    the first guess (an ePSF grid of the same ``oversampling``, resampled to the nodes and
+    cropped or padded to ``stamp_radius``) instead of a Gaussian of ``initial_fwhm``.
     """
     data = np.asarray(image, dtype=np.float64) - background
     ny, nx = data.shape
@@ -344,18 +367,21 @@ def build_epsf_grid(
     os = int(oversampling)
     size = 2 * stamp_radius * os + 1
     if initial is not None:
-        from msos.psf._interim import PsfGrid
-
-        pg = PsfGrid.from_model(initial)
+        if not isinstance(initial, EPSFGrid):
+            raise TypeError(
+                f"initial must be an msos.psf.model.EPSFGrid, not {type(initial).__name__} (a "
+                "GriddedPSF converts with EPSFGrid.from_gridded_psf(psf, normalize=True))"
+            )
+        if initial.oversampling != os:
+            raise ValueError(f"initial has oversampling {initial.oversampling}, not {os}")
         stamps = np.empty((gny, gnx, size, size))
         for a in range(gny):
             for b in range(gnx):
-                st = local_stamp(pg.stamps, pg.grid_x, pg.grid_y, grid_x[b], grid_y[a])
-                stamps[a, b] = _resize(st, size)
+                stamps[a, b] = _resize(initial.stamp_at(grid_x[b], grid_y[a]), size)
     else:
         stamps = np.broadcast_to(
             gaussian_epsf(initial_fwhm, os, stamp_radius), (gny, gnx, size, size)
-        ).copy()
+        ).astype(np.float64)
     sx_ = np.array(x, dtype=np.float64)
     sy_ = np.array(y, dtype=np.float64)
     sf = np.array(flux, dtype=np.float64)
@@ -365,30 +391,34 @@ def build_epsf_grid(
     else:
         nbx = nby = nbf = np.zeros(0)
     n_nodes = gny * gnx
+    node_x, node_y = (a.ravel() for a in np.meshgrid(grid_x, grid_y))
+    fit_footprint = math.ceil(fit_radius + 0.5)
     t = (np.arange(size) - (size - 1) / 2) / os
     core = (t[:, None] ** 2 + t[None, :] ** 2) <= centre_radius**2  # convergence measured here
     converged = False
     change = np.inf
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
+        epsf = EPSFGrid(stamps.reshape(n_nodes, size, size), node_x, node_y, os)
+        radius = max(epsf.render_radius(), fit_footprint)
+        coef, cy, cx = epsf.coefficients(radius)
+        ep = (coef, epsf.grid_x, epsf.grid_y, os, float(cy), float(cx), radius)
         # residual image: the data minus every known object and every PSF star
         resid = data.copy()
-        render_into(resid, nbx, nby, nbf, stamps, grid_x, grid_y, os, -1.0)
-        render_into(resid, sx_[use], sy_[use], sf[use], stamps, grid_x, grid_y, os, -1.0)
-        before = (sx_.copy(), sy_.copy(), sf.copy())
-        _fit_stars(resid, weight, sx_, sy_, sf, stamps, grid_x, grid_y, os, fit_radius, 4)
-        # the residual with the refitted stars
-        render_into(resid, before[0][use], before[1][use], before[2][use], stamps, grid_x,
-                    grid_y, os, 1.0)  # fmt: skip
+        render_stars(resid.shape, nbx, nby, -nbf, epsf, out=resid)
+        render_stars(resid.shape, sx_[use], sy_[use], -sf[use], epsf, out=resid)
+        _fit_stars(resid, weight, sx_, sy_, sf, use, ep, fit_radius, 4)  # refitted in resid
+        kept = use.copy()
         use &= np.isfinite(sf) & (sf > 0)
         use &= (sx_ >= stamp_radius) & (sx_ <= nx - 1 - stamp_radius)
         use &= (sy_ >= stamp_radius) & (sy_ <= ny - 1 - stamp_radius)
-        render_into(resid, sx_[use], sy_[use], sf[use], stamps, grid_x, grid_y, os, -1.0)
+        dropped = kept & ~use  # no longer used: left in the residual, unsubtracted
+        render_stars(resid.shape, sx_[dropped], sy_[dropped], sf[dropped], epsf, out=resid)
         acc = np.zeros((n_nodes, 4, size, size))
         mean = np.zeros((n_nodes, size, size))
         rms = np.ones((n_nodes, size, size))
         _accumulate(
-            resid, var, badm, sx_, sy_, sf, use, stamps, grid_x, grid_y, os,
+            resid, var, badm, sx_, sy_, sf, use, size, grid_x, grid_y, os,
             float(stamp_radius), 0.0, mean, rms, acc,
         )  # fmt: skip
         if clip_sigma > 0:
@@ -398,7 +428,7 @@ def build_epsf_grid(
                 rms = np.where(acc[:, 3] > 0, np.sqrt(chi2 / acc[:, 3]), 1.0)
             acc = np.zeros((n_nodes, 4, size, size))
             _accumulate(
-                resid, var, badm, sx_, sy_, sf, use, stamps, grid_x, grid_y, os,
+                resid, var, badm, sx_, sy_, sf, use, size, grid_x, grid_y, os,
                 float(stamp_radius), clip_sigma, mean, rms, acc,
             )  # fmt: skip
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -409,13 +439,7 @@ def build_epsf_grid(
             delta = ndimage.correlate1d(delta, k1, axis=2, mode="constant")
         flat = stamps.reshape(n_nodes, size, size) + delta
         # node weights (effective number of stars) and shrinkage of sparse nodes
-        nstars = np.zeros(n_nodes)
-        for k in np.nonzero(use)[0]:
-            iy0, ix0, wy, wx = node_weights(sx_[k], sy_[k], grid_x, grid_y)
-            for a, fy in ((0, 1 - wy), (1, wy)):
-                for b, fx in ((0, 1 - wx), (1, wx)):
-                    if fy * fx > 0:
-                        nstars[min(iy0 + a, gny - 1) * gnx + min(ix0 + b, gnx - 1)] += fy * fx
+        nstars = _node_stars(sx_, sy_, use, grid_x, grid_y)
         mean_stamp = np.tensordot(nstars, flat, axes=1) / max(nstars.sum(), 1e-300)
         for n in range(n_nodes):
             if nstars[n] < min_stars:
@@ -429,16 +453,8 @@ def build_epsf_grid(
         if change < tol:
             converged = True
             break
-    # final star positions with the final ePSF
-    gx_, gy_ = np.meshgrid(grid_x, grid_y)
-    psf = GriddedPSF(
-        stamps=stamps.reshape(n_nodes, size, size).astype(np.float32),
-        x_pix=gx_.ravel().astype(np.float64),
-        y_pix=gy_.ravel().astype(np.float64),
-        oversampling=os,
-    )
     return EPSFBuildResult(
-        psf=psf,
+        epsf=EPSFGrid(stamps.reshape(n_nodes, size, size), node_x, node_y, os),
         n_stars=nstars,
         x=sx_[use],
         y=sy_[use],

@@ -30,11 +30,14 @@ import numba
 import numpy as np
 from scipy import ndimage, special
 
+from roman_schemas.products.msos import GriddedPSF
+
 __all__ = [
     "EPSFGrid",
     "convolve_epsf_with_kernel",
     "gaussian_epsf",
     "render_stars",
+    "to_gridded_psf",
 ]
 
 #: zeros added around a stamp before prefiltering: the prefilter's response decays as
@@ -138,11 +141,8 @@ class EPSFGrid:
 
     def stamp_at(self, x: float, y: float) -> np.ndarray:
         """The local stamp at detector ``(x, y)``: bilinear blend of the grid, float32."""
-        iy0, iy1, ix0, ix1, w00, w01, w10, w11 = _grid_weights(
-            self.grid_x, self.grid_y, float(x), float(y)
-        )
-        s = self.stamps
-        local = w00 * s[iy0, ix0] + w01 * s[iy0, ix1] + w10 * s[iy1, ix0] + w11 * s[iy1, ix1]
+        local = np.empty(self.stamp_shape, dtype=np.float64)
+        _blend(self.stamps, self.grid_x, self.grid_y, float(x), float(y), local)
         return local.astype(np.float32)
 
     def evaluate(
@@ -255,6 +255,27 @@ class EPSFGrid:
         return EPSFGrid(stamps, gx.ravel(), gy.ravel(), self.oversampling)
 
 
+def to_gridded_psf(epsf: EPSFGrid) -> GriddedPSF:
+    """The product form of a kernel ePSF grid (README, "Effective PSF").
+
+    ``GriddedPSF`` stamps are float32, row-major (y outer, x inner) and divided by
+    ``oversampling**2``, so an ePSF whose stamps sum to ``oversampling**2`` gives stamps
+    that sum to 1, as the product schema says; ``EPSFGrid.from_gridded_psf(psf,
+    normalize=True)`` is the inverse (to float32 precision). A convolved grid keeps its
+    photometric scale: its stamps then sum to the kernel's sum, which ``normalize=True``
+    would undo.
+    """
+    o = epsf.oversampling
+    ny, nx = epsf.grid_y.size, epsf.grid_x.size
+    gx, gy = np.meshgrid(epsf.grid_x, epsf.grid_y)
+    return GriddedPSF(
+        stamps=(epsf.stamps.reshape(ny * nx, *epsf.stamp_shape) / o**2).astype(np.float32),
+        x_pix=gx.ravel().astype(np.float64),
+        y_pix=gy.ravel().astype(np.float64),
+        oversampling=o,
+    )
+
+
 def gaussian_epsf(fwhm_pix: float, oversampling: int = 4, half_width_pix: int = 4) -> np.ndarray:
     """Stamp of the exact ePSF of a circular Gaussian PSF (analytic pixel integration).
 
@@ -350,15 +371,20 @@ def render_stars(
     epsf: EPSFGrid,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Add stars of ``flux`` at ``(x, y)`` into a float32 image of ``shape`` (or into ``out``).
+    """Add stars of ``flux`` at ``(x, y)`` into a float32 image of ``shape`` (or into ``out``,
+    float32 or float64; a negative ``flux`` subtracts).
 
     Each star covers the whole ePSF support, so its pixels sum to its flux (less what falls
     off the image). Stars with a non-finite position or flux are skipped.
     """
     if out is None:
         out = np.zeros(shape, dtype=np.float32)
-    elif out.shape != tuple(shape) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError("out must be a C-contiguous float32 array of the given shape")
+    elif (
+        out.shape != tuple(shape)
+        or out.dtype not in (np.float32, np.float64)
+        or not out.flags.c_contiguous
+    ):
+        raise ValueError("out must be a C-contiguous float32 or float64 array of the given shape")
     x = np.ascontiguousarray(x, dtype=np.float64).ravel()
     y = np.ascontiguousarray(y, dtype=np.float64).ravel()
     flux = np.ascontiguousarray(np.broadcast_to(flux, x.shape), dtype=np.float64)
@@ -371,6 +397,12 @@ def render_stars(
 
 
 # ---------------------------------------------------------------------------- numba kernels
+#
+# The primitives every ePSF evaluation here (and in ``msos.catalog``, ``msos.psf.build``,
+# ``msos.photometry``) is made of: grid weights (:func:`_grid_weights`, :func:`_blend`),
+# where a star's pixels read their coefficients (:func:`_footprint_origin`), the spline at
+# one point from its 4×4 coefficients (:func:`_taps`, :func:`_taps_gradient`), footprints
+# (:func:`_footprint_add`, :func:`_footprint_at`, ...) and adding a star into an image.
 
 
 @numba.njit(cache=True, inline="always")
@@ -391,6 +423,8 @@ def _cell(grid: np.ndarray, value: float) -> tuple[int, int, float]:
 def _grid_weights(
     grid_x: np.ndarray, grid_y: np.ndarray, x: float, y: float
 ) -> tuple[int, int, int, int, float, float, float, float]:
+    """``(iy0, iy1, ix0, ix1, w00, w01, w10, w11)``: the bilinear weights of the four grid
+    points around ``(x, y)`` (``w01`` belongs to ``[iy0, ix1]``), clamped at the edges."""
     ix0, ix1, tx = _cell(grid_x, x)
     iy0, iy1, ty = _cell(grid_y, y)
     return (
@@ -406,6 +440,40 @@ def _grid_weights(
 
 
 @numba.njit(cache=True, inline="always")
+def _corner(
+    weights: tuple[int, int, int, int, float, float, float, float], q: int
+) -> tuple[int, int, float]:
+    """Grid point ``(gy, gx)`` and weight of corner ``q`` (0 … 3) of :func:`_grid_weights`."""
+    iy0, iy1, ix0, ix1, w00, w01, w10, w11 = weights
+    if q == 0:
+        return iy0, ix0, w00
+    if q == 1:
+        return iy0, ix1, w01
+    if q == 2:
+        return iy1, ix0, w10
+    return iy1, ix1, w11
+
+
+@numba.njit(cache=True)
+def _blend(
+    arrays: np.ndarray, grid_x: np.ndarray, grid_y: np.ndarray, x: float, y: float, out: np.ndarray
+) -> None:
+    """``out[:, :] =`` the bilinear blend at ``(x, y)`` of ``arrays[gy, gx]`` (stamps, or
+    their spline coefficients: the prefilter is linear, so blending either is the same).
+
+    One pass with all four corners (zero weights included) is ~2× faster than skipping them.
+    """
+    iy0, iy1, ix0, ix1, w00, w01, w10, w11 = _grid_weights(grid_x, grid_y, x, y)
+    a00 = arrays[iy0, ix0]
+    a01 = arrays[iy0, ix1]
+    a10 = arrays[iy1, ix0]
+    a11 = arrays[iy1, ix1]
+    for r in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            out[r, k] = w00 * a00[r, k] + w01 * a01[r, k] + w10 * a10[r, k] + w11 * a11[r, k]
+
+
+@numba.njit(cache=True, inline="always")
 def _bspline_weights(t: float) -> tuple[float, float, float, float]:
     """Cubic B-spline weights of the 4 coefficients at floor−1 … floor+2, ``t`` in [0, 1)."""
     s = 1.0 - t
@@ -417,6 +485,186 @@ def _bspline_weights(t: float) -> tuple[float, float, float, float]:
         (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0,
         t3 / 6.0,
     )
+
+
+@numba.njit(cache=True, inline="always")
+def _bspline_derivatives(t: float) -> tuple[float, float, float, float]:
+    """Derivatives by ``t`` of :func:`_bspline_weights`."""
+    s = 1.0 - t
+    return -0.5 * s * s, 1.5 * t * t - 2.0 * t, -1.5 * t * t + t + 0.5, 0.5 * t * t
+
+
+@numba.njit(cache=True, inline="always")
+def _footprint_origin(
+    o: int, cy: float, cx: float, x0: float, y0: float, ix: int, iy: int, radius: int
+) -> tuple[int, int, float, float]:
+    """Where the footprint of a star at ``(x0, y0)`` reads its spline coefficients.
+
+    Returns ``(row0, col0, ty, tx)``: pixel ``(iy - radius + jj, ix - radius + ii)`` is the
+    spline of the 4×4 coefficients from ``(row0 + jj·o, col0 + ii·o)`` with the weights
+    ``_bspline_weights(ty)`` (rows) and ``_bspline_weights(tx)`` (columns); every pixel
+    shares the star's sub-pixel phase, so the weights are computed once per star.
+    """
+    base_y = cy + (iy - radius - y0) * o
+    base_x = cx + (ix - radius - x0) * o
+    fy = math.floor(base_y)
+    fx = math.floor(base_x)
+    return int(fy) - 1, int(fx) - 1, base_y - fy, base_x - fx
+
+
+@numba.njit(cache=True, inline="always")
+def _row_taps(c: np.ndarray, r: int, k: int, wx: tuple) -> float:
+    return wx[0] * c[r, k] + wx[1] * c[r, k + 1] + wx[2] * c[r, k + 2] + wx[3] * c[r, k + 3]
+
+
+@numba.njit(cache=True, inline="always")
+def _taps(c: np.ndarray, r: int, k: int, wy: tuple, wx: tuple) -> float:
+    """``Σ_ab wy[a] wx[b] c[r + a, k + b]``: the spline at one point (no bounds checks)."""
+    return (
+        wy[0] * _row_taps(c, r, k, wx)
+        + wy[1] * _row_taps(c, r + 1, k, wx)
+        + wy[2] * _row_taps(c, r + 2, k, wx)
+        + wy[3] * _row_taps(c, r + 3, k, wx)
+    )
+
+
+@numba.njit(cache=True, inline="always")
+def _taps_gradient(
+    c: np.ndarray, r: int, k: int, wy: tuple, wx: tuple, dy: tuple, dx: tuple
+) -> tuple[float, float, float]:
+    """:func:`_taps` and its derivatives by the row and the column index:
+    ``(value, d_row, d_col)`` (``dy, dx``: :func:`_bspline_derivatives`). A star moving by
+    +1 pixel moves its stamp index by ``-o``: ``∂/∂x0 = -o · d_col``, ``∂/∂y0 = -o · d_row``.
+    """
+    v0 = _row_taps(c, r, k, wx)
+    v1 = _row_taps(c, r + 1, k, wx)
+    v2 = _row_taps(c, r + 2, k, wx)
+    v3 = _row_taps(c, r + 3, k, wx)
+    value = wy[0] * v0 + wy[1] * v1 + wy[2] * v2 + wy[3] * v3
+    d_row = dy[0] * v0 + dy[1] * v1 + dy[2] * v2 + dy[3] * v3
+    d_col = (
+        wy[0] * _row_taps(c, r, k, dx)
+        + wy[1] * _row_taps(c, r + 1, k, dx)
+        + wy[2] * _row_taps(c, r + 2, k, dx)
+        + wy[3] * _row_taps(c, r + 3, k, dx)
+    )
+    return value, d_row, d_col
+
+
+@numba.njit(cache=True)
+def _star_phase(
+    o: int,
+    cy: float,
+    cx: float,
+    x0: float,
+    y0: float,
+    radius: int,
+    origin: np.ndarray,
+    phase: np.ndarray,
+) -> None:
+    """Where the footprint of ``radius`` of a star at ``(x0, y0)`` reads its coefficients, kept
+    for :func:`_pixel_gradient`: ``origin[:] = (row0, col0, i_start, j_start)``
+    (:func:`_footprint_origin`, ``i_start = ix - radius``…), ``phase[:] = (wy, wx, dy, dx)``
+    (spline weights of rows and columns and their derivatives)."""
+    ix = math.floor(x0 + 0.5)
+    iy = math.floor(y0 + 0.5)
+    row0, col0, ty, tx = _footprint_origin(o, cy, cx, x0, y0, ix, iy, radius)
+    origin[0] = row0
+    origin[1] = col0
+    origin[2] = ix - radius
+    origin[3] = iy - radius
+    wy = _bspline_weights(ty)
+    wx = _bspline_weights(tx)
+    dy = _bspline_derivatives(ty)
+    dx = _bspline_derivatives(tx)
+    for q in range(4):
+        phase[0, q] = wy[q]
+        phase[1, q] = wx[q]
+        phase[2, q] = dy[q]
+        phase[3, q] = dx[q]
+
+
+@numba.njit(cache=True, inline="always")
+def _pixel_gradient(
+    c: np.ndarray,
+    o: int,
+    radius: int,
+    origin: np.ndarray,
+    phase: np.ndarray,
+    i: int,
+    j: int,
+) -> tuple[bool, float, float, float]:
+    """``(inside, value, ∂/∂x0, ∂/∂y0)`` of the ePSF at pixel ``(j, i)`` of a star placed by
+    :func:`_star_phase`, from its coefficients ``c`` (a blend, grid weights held fixed);
+    ``inside`` is False (and the rest 0) outside the star's footprint. For fits whose pixels
+    are not a footprint (several stars, a disc)."""
+    ii = i - origin[2]
+    jj = j - origin[3]
+    if ii < 0 or ii > 2 * radius or jj < 0 or jj > 2 * radius:
+        return False, 0.0, 0.0, 0.0
+    value, d_row, d_col = _taps_gradient(
+        c, origin[0] + jj * o, origin[1] + ii * o, phase[0], phase[1], phase[2], phase[3]
+    )
+    return True, value, -o * d_col, -o * d_row
+
+
+@numba.njit(cache=True)
+def _footprint_add(
+    c: np.ndarray,
+    scale: float,
+    o: int,
+    cy: float,
+    cx: float,
+    x0: float,
+    y0: float,
+    ix: int,
+    iy: int,
+    radius: int,
+    out: np.ndarray,
+) -> None:
+    """``out[jj, ii] += scale ·`` the spline of the coefficients ``c`` (one stamp's, or a
+    blend's) at pixel ``(iy - radius + jj, ix - radius + ii)`` of a star at ``(x0, y0)``.
+
+    ``c`` must be padded for ``radius`` (:meth:`EPSFGrid.coefficients`; no bounds checks).
+    """
+    size = 2 * radius + 1
+    row0, col0, ty, tx = _footprint_origin(o, cy, cx, x0, y0, ix, iy, radius)
+    wy = _bspline_weights(ty)
+    wx = _bspline_weights(tx)
+    for jj in range(size):
+        r = row0 + jj * o
+        for ii in range(size):
+            out[jj, ii] += scale * _taps(c, r, col0 + ii * o, wy, wx)
+
+
+@numba.njit(cache=True)
+def _footprint_at(
+    coef: np.ndarray,
+    grid_x: np.ndarray,
+    grid_y: np.ndarray,
+    xg: float,
+    yg: float,
+    o: int,
+    cy: float,
+    cx: float,
+    x0: float,
+    y0: float,
+    ix: int,
+    iy: int,
+    radius: int,
+    out: np.ndarray,
+) -> None:
+    """ePSF values of a star at ``(x0, y0)``, the grid blended at ``(xg, yg)``, of pixels
+    ``(iy - radius + jj, ix - radius + ii)`` into ``out[jj, ii]``.
+
+    ``coef`` must be padded for ``radius`` (no bounds checks).
+    """
+    out[:, :] = 0.0
+    weights = _grid_weights(grid_x, grid_y, xg, yg)
+    for q in range(4):
+        gy, gx, wg = _corner(weights, q)
+        if wg != 0.0:
+            _footprint_add(coef[gy, gx], wg, o, cy, cx, x0, y0, ix, iy, radius, out)
 
 
 @numba.njit(cache=True)
@@ -434,69 +682,9 @@ def _footprint_epsf(
     radius: int,
     out: np.ndarray,
 ) -> None:
-    """ePSF values of pixels ``(iy - radius + jj, ix - radius + ii)`` into ``out[jj, ii]``.
-
-    Every pixel of the footprint shares the star's sub-pixel phase, so the spline weights
-    are computed once per axis; ``coef`` must be padded for ``radius`` (no bounds checks).
-    """
-    size = 2 * radius + 1
-    base_y = cy + (iy - radius - y0) * o
-    base_x = cx + (ix - radius - x0) * o
-    fy = math.floor(base_y)
-    fx = math.floor(base_x)
-    wy0, wy1, wy2, wy3 = _bspline_weights(base_y - fy)
-    wx0, wx1, wx2, wx3 = _bspline_weights(base_x - fx)
-    row0 = int(fy) - 1
-    col0 = int(fx) - 1
-    iy0, iy1, ix0, ix1, w00, w01, w10, w11 = _grid_weights(grid_x, grid_y, x0, y0)
-    for jj in range(size):
-        for ii in range(size):
-            out[jj, ii] = 0.0
-    for corner in range(4):
-        if corner == 0:
-            gy, gx, wg = iy0, ix0, w00
-        elif corner == 1:
-            gy, gx, wg = iy0, ix1, w01
-        elif corner == 2:
-            gy, gx, wg = iy1, ix0, w10
-        else:
-            gy, gx, wg = iy1, ix1, w11
-        if wg == 0.0:
-            continue
-        c = coef[gy, gx]
-        for jj in range(size):
-            r = row0 + jj * o
-            for ii in range(size):
-                k = col0 + ii * o
-                acc = wy0 * (
-                    wx0 * c[r, k] + wx1 * c[r, k + 1] + wx2 * c[r, k + 2] + wx3 * c[r, k + 3]
-                )
-                acc += wy1 * (
-                    wx0 * c[r + 1, k]
-                    + wx1 * c[r + 1, k + 1]
-                    + wx2 * c[r + 1, k + 2]
-                    + wx3 * c[r + 1, k + 3]
-                )
-                acc += wy2 * (
-                    wx0 * c[r + 2, k]
-                    + wx1 * c[r + 2, k + 1]
-                    + wx2 * c[r + 2, k + 2]
-                    + wx3 * c[r + 2, k + 3]
-                )
-                acc += wy3 * (
-                    wx0 * c[r + 3, k]
-                    + wx1 * c[r + 3, k + 1]
-                    + wx2 * c[r + 3, k + 2]
-                    + wx3 * c[r + 3, k + 3]
-                )
-                out[jj, ii] += wg * acc
-
-
-@numba.njit(cache=True, inline="always")
-def _bspline_derivatives(t: float) -> tuple[float, float, float, float]:
-    """Derivatives by ``t`` of :func:`_bspline_weights`."""
-    s = 1.0 - t
-    return -0.5 * s * s, 1.5 * t * t - 2.0 * t, -1.5 * t * t + t + 0.5, 0.5 * t * t
+    """ePSF values of pixels ``(iy - radius + jj, ix - radius + ii)`` into ``out[jj, ii]``
+    (:func:`_footprint_at` with the grid blended at the star)."""
+    _footprint_at(coef, grid_x, grid_y, x0, y0, o, cy, cx, x0, y0, ix, iy, radius, out)
 
 
 @numba.njit(cache=True)
@@ -517,50 +705,100 @@ def _footprint_epsf_gradient(
     """As :func:`_footprint_epsf` into ``out[0]``, with ``∂/∂x0`` into ``out[1]`` and
     ``∂/∂y0`` into ``out[2]`` (grid weights held fixed)."""
     size = 2 * radius + 1
-    base_y = cy + (iy - radius - y0) * o
-    base_x = cx + (ix - radius - x0) * o
-    fy = math.floor(base_y)
-    fx = math.floor(base_x)
-    wy = _bspline_weights(base_y - fy)
-    wx = _bspline_weights(base_x - fx)
-    dy = _bspline_derivatives(base_y - fy)
-    dx = _bspline_derivatives(base_x - fx)
-    row0 = fy - 1
-    col0 = fx - 1
-    iy0, iy1, ix0, ix1, w00, w01, w10, w11 = _grid_weights(grid_x, grid_y, x0, y0)
+    row0, col0, ty, tx = _footprint_origin(o, cy, cx, x0, y0, ix, iy, radius)
+    wy = _bspline_weights(ty)
+    wx = _bspline_weights(tx)
+    dy = _bspline_derivatives(ty)
+    dx = _bspline_derivatives(tx)
     out[:] = 0.0
-    for corner in range(4):
-        if corner == 0:
-            gy, gx, wg = iy0, ix0, w00
-        elif corner == 1:
-            gy, gx, wg = iy0, ix1, w01
-        elif corner == 2:
-            gy, gx, wg = iy1, ix0, w10
-        else:
-            gy, gx, wg = iy1, ix1, w11
+    weights = _grid_weights(grid_x, grid_y, x0, y0)
+    for q in range(4):
+        gy, gx, wg = _corner(weights, q)
         if wg == 0.0:
             continue
         c = coef[gy, gx]
         for jj in range(size):
             for ii in range(size):
-                value = 0.0
-                d_x = 0.0
-                d_y = 0.0
-                for a in range(4):
-                    r = row0 + jj * o + a
-                    row_value = 0.0
-                    row_dx = 0.0
-                    for b in range(4):
-                        v = c[r, col0 + ii * o + b]
-                        row_value += wx[b] * v
-                        row_dx += dx[b] * v
-                    value += wy[a] * row_value
-                    d_x += wy[a] * row_dx
-                    d_y += dy[a] * row_value
-                # the stamp index moves by -o per pixel of x0 (y0)
+                value, d_row, d_col = _taps_gradient(
+                    c, row0 + jj * o, col0 + ii * o, wy, wx, dy, dx
+                )
                 out[0, jj, ii] += wg * value
-                out[1, jj, ii] -= wg * o * d_x
-                out[2, jj, ii] -= wg * o * d_y
+                out[1, jj, ii] -= wg * o * d_col
+                out[2, jj, ii] -= wg * o * d_row
+
+
+@numba.njit(cache=True)
+def _add_footprint(image: np.ndarray, values: np.ndarray, i0: int, j0: int, scale: float) -> None:
+    """``image[j0 + jj, i0 + ii] += scale · values[jj, ii]`` where that pixel is in the image."""
+    ny, nx = image.shape
+    for jj in range(values.shape[0]):
+        j = j0 + jj
+        if j < 0 or j >= ny:
+            continue
+        for ii in range(values.shape[1]):
+            i = i0 + ii
+            if 0 <= i < nx:
+                image[j, i] += scale * values[jj, ii]
+
+
+@numba.njit(cache=True, inline="always")
+def _star_pixel(
+    x0: float, y0: float, flux: float, radius: int, ny: int, nx: int
+) -> tuple[bool, int, int]:
+    """``(touches, ix, iy)``: the pixel nearest a star, and whether the star is finite and its
+    footprint of ``radius`` can reach an ``ny × nx`` image."""
+    if not (math.isfinite(x0) and math.isfinite(y0) and math.isfinite(flux)):
+        return False, 0, 0
+    if x0 < -radius - 1 or x0 > nx + radius or y0 < -radius - 1 or y0 > ny + radius:
+        return False, 0, 0
+    return True, math.floor(x0 + 0.5), math.floor(y0 + 0.5)
+
+
+@numba.njit(cache=True)
+def _add_star(
+    image: np.ndarray,
+    coef: np.ndarray,
+    grid_x: np.ndarray,
+    grid_y: np.ndarray,
+    xg: float,
+    yg: float,
+    o: int,
+    cy: float,
+    cx: float,
+    x0: float,
+    y0: float,
+    flux: float,
+    radius: int,
+    values: np.ndarray,
+) -> None:
+    """``image += flux · ePSF`` of a star at ``(x0, y0)`` (grid blended at ``(xg, yg)``) over
+    its footprint of ``radius``; ``values``: a ``(2 radius + 1)²`` scratch array. A star that
+    is not finite or whose footprint misses the image adds nothing."""
+    touches, ix, iy = _star_pixel(x0, y0, flux, radius, image.shape[0], image.shape[1])
+    if touches:
+        _footprint_at(coef, grid_x, grid_y, xg, yg, o, cy, cx, x0, y0, ix, iy, radius, values)
+        _add_footprint(image, values, ix - radius, iy - radius, flux)
+
+
+@numba.njit(cache=True)
+def _add_star_local(
+    image: np.ndarray,
+    c: np.ndarray,
+    o: int,
+    cy: float,
+    cx: float,
+    x0: float,
+    y0: float,
+    flux: float,
+    radius: int,
+    values: np.ndarray,
+) -> None:
+    """As :func:`_add_star` with the star's own (already blended) coefficients ``c``."""
+    touches, ix, iy = _star_pixel(x0, y0, flux, radius, image.shape[0], image.shape[1])
+    if touches:
+        values[:, :] = 0.0
+        _footprint_add(c, 1.0, o, cy, cx, x0, y0, ix, iy, radius, values)
+        _add_footprint(image, values, ix - radius, iy - radius, flux)
 
 
 @numba.njit(cache=True)
@@ -588,21 +826,12 @@ def _evaluate_points(
         fx = math.floor(px)
         wy = _bspline_weights(py - fy)
         wx = _bspline_weights(px - fx)
-        r0 = int(fy) - 1
-        k0 = int(fx) - 1
-        iy0, iy1, ix0, ix1, w00, w01, w10, w11 = _grid_weights(grid_x, grid_y, xs[p], ys[p])
+        weights = _grid_weights(grid_x, grid_y, xs[p], ys[p])
         total = 0.0
-        for a in range(4):
-            for b in range(4):
-                r = r0 + a
-                k = k0 + b
-                blend = (
-                    w00 * coef[iy0, ix0, r, k]
-                    + w01 * coef[iy0, ix1, r, k]
-                    + w10 * coef[iy1, ix0, r, k]
-                    + w11 * coef[iy1, ix1, r, k]
-                )
-                total += wy[a] * wx[b] * blend
+        for q in range(4):
+            gy, gx, wg = _corner(weights, q)
+            if wg != 0.0:
+                total += wg * _taps(coef[gy, gx], int(fy) - 1, int(fx) - 1, wy, wx)
         out[p] = total
 
 
@@ -620,28 +849,15 @@ def _render(
     radius: int,
     image: np.ndarray,
 ) -> None:
-    ny, nx = image.shape
+    """Add every star (row by row, for the cache) into ``image`` (any float dtype)."""
     size = 2 * radius + 1
     values = np.empty((size, size), dtype=np.float64)
-    order = _row_order(y, ny)
+    order = _row_order(y, image.shape[0])
     for q in range(x.size):
         s = order[q]
-        x0, y0, f = x[s], y[s], flux[s]
-        if not (math.isfinite(x0) and math.isfinite(y0) and math.isfinite(f)):
-            continue
-        if x0 < -radius - 1 or x0 > nx + radius or y0 < -radius - 1 or y0 > ny + radius:
-            continue
-        ix = math.floor(x0 + 0.5)
-        iy = math.floor(y0 + 0.5)
-        _footprint_epsf(coef, grid_x, grid_y, o, cy, cx, x0, y0, ix, iy, radius, values)
-        for jj in range(size):
-            j = iy - radius + jj
-            if j < 0 or j >= ny:
-                continue
-            for ii in range(size):
-                i = ix - radius + ii
-                if 0 <= i < nx:
-                    image[j, i] += np.float32(f * values[jj, ii])
+        _add_star(
+            image, coef, grid_x, grid_y, x[s], y[s], o, cy, cx, x[s], y[s], flux[s], radius, values
+        )
 
 
 @numba.njit(cache=True)

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
-from msos.psf._interim import render
-from roman_schemas.products.msos import GriddedPSF
+from msos.psf.model import EPSFGrid, render_stars
 
 
 def _g1(u, s):
@@ -26,12 +25,7 @@ def truth_psf(size, n=3, os=4, half=5, s0=0.45, s1=0.58, halo=0.15):
             stamps.append(st * os**2 / st.sum())
             xs.append(xp)
             ys.append(yp)
-    return GriddedPSF(
-        stamps=np.array(stamps, dtype="float32"),
-        x_pix=np.array(xs),
-        y_pix=np.array(ys),
-        oversampling=os,
-    )
+    return EPSFGrid(np.array(stamps, dtype="float32"), np.array(xs), np.array(ys), os)
 
 
 def power_law(rng, n, fmin, fmax, slope=1.5):
@@ -40,7 +34,7 @@ def power_law(rng, n, fmin, fmax, slope=1.5):
 
 
 def observe(shape, x, y, flux, psf, rng, sky=20.0, read_var=9.0):
-    model = render(shape, x, y, flux, psf) + sky
+    model = render_stars(shape, x, y, flux, psf).astype(np.float64) + sky
     var = model + read_var
     image = model + rng.normal(size=model.shape) * np.sqrt(var)
     return image.astype("float32"), var.astype("float32")

@@ -3,7 +3,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from msos.catalog.kernel import decode_object_id, measure_objects, object_ids
-from msos.psf._interim import PsfGrid, eval_stamp, local_stamp
+from msos.psf.model import render_stars, to_gridded_psf
 from roman_schemas.products.msos.flags import PhotometryFlag
 
 from .conftest import observe, truth_psf
@@ -11,16 +11,7 @@ from .conftest import observe, truth_psf
 
 def true_snr(x, y, flux, psf, noise_var):
     """Optimal S/N of each star alone on the background: F·sqrt(Σ P² / σ²) at its own phase."""
-    grid = PsfGrid.from_model(psf)
-    out = np.empty(3)
-    s2 = np.zeros(x.size)
-    for k in range(x.size):
-        stamp = local_stamp(grid.stamps, grid.grid_x, grid.grid_y, x[k], y[k])
-        ci, cj = round(x[k]), round(y[k])
-        for j in range(cj - 3, cj + 4):
-            for i in range(ci - 3, ci + 4):
-                eval_stamp(stamp, grid.oversampling, i - x[k], j - y[k], False, out)
-                s2[k] += out[0] ** 2
+    s2 = np.array([np.sum(psf.pixels(xk, yk, 3)[0] ** 2) for xk, yk in zip(x, y, strict=True)])
     return flux * np.sqrt(s2 / noise_var)
 
 
@@ -148,6 +139,9 @@ def test_blank_image_gives_an_empty_catalog():
     res = measure_objects(image, psf, variance=np.full(image.shape, 9.0, "float32"))
     assert len(res) == 0
     assert res.residual.shape == image.shape
+    # a product (stamps summing to 1) is refused, not silently misread by oversampling²
+    with pytest.raises(TypeError, match="from_gridded_psf"):
+        measure_objects(image, to_gridded_psf(psf))
 
 
 def test_ids_are_deterministic_and_local(crowded, measured):
@@ -160,14 +154,12 @@ def test_ids_are_deterministic_and_local(crowded, measured):
     # a faint star added far from a region leaves that region's ids unchanged
     image = crowded["image"].copy()
     psf = crowded["psf"]
-    from msos.psf._interim import render
-
     gy, gx = np.mgrid[150:190, 150:190] + 0.3
     clear, _ = cKDTree(np.column_stack([crowded["x"], crowded["y"]])).query(
         np.column_stack([gx.ravel(), gy.ravel()])
     )
     sx, sy = gx.ravel()[np.argmax(clear)], gy.ravel()[np.argmax(clear)]
-    image += render(image.shape, [sx], [sy], [600.0], psf).astype("float32")
+    image += render_stars(image.shape, [sx], [sy], [600.0], psf)
     third = measure_objects(image, psf, variance=crowded["variance"])
     ids3 = object_ids(third.x, third.y, field="f03", detector="WFI07", flux=third.flux)
     assert np.any(np.hypot(third.x - sx, third.y - sy) < 0.5)

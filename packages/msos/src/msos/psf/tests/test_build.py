@@ -3,7 +3,8 @@ import pytest
 from scipy.spatial import cKDTree
 from scipy.special import erf
 
-from msos.psf.build import build_epsf_grid, gaussian_epsf, select_psf_stars
+from msos.psf.build import build_epsf_grid, select_psf_stars
+from msos.psf.model import EPSFGrid, gaussian_epsf
 
 SIZE = 400
 S0, S1 = 0.45, 0.58  # core σ across the detector: FWHM ≈ 1.2–1.45 pix
@@ -51,20 +52,26 @@ def test_epsf_grid_matches_the_truth(field):
         image, gx, gy, f[sel] * 1.05, variance=var, background=20.0,
         neighbours=(x[~sel], y[~sel], f[~sel]), grid_shape=(3, 3),
     )  # fmt: skip
-    psf = res.psf
-    os = psf.oversampling
+    epsf = res.epsf  # kernel convention: stamps sum to oversampling²
+    os = epsf.oversampling
+    stamps = epsf.stamps.reshape(9, 41, 41)
+    node_x, node_y = (a.ravel() for a in np.meshgrid(epsf.grid_x, epsf.grid_y))
+    np.testing.assert_allclose(stamps.sum(axis=(1, 2)), os**2, rtol=1e-5)
+    psf = res.gridded_psf()  # the product: stamps sum to 1
     assert psf.stamps.shape == (9, 41, 41) and psf.stamps.dtype == np.float32
-    np.testing.assert_allclose(psf.stamps.sum(axis=(1, 2)), os**2, rtol=1e-5)
+    np.testing.assert_allclose(psf.stamps.sum(axis=(1, 2)), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(psf.x_pix, node_x)
+    np.testing.assert_array_equal(psf.y_pix, node_y)
     c = 20
     t = (np.arange(41) - c) / os
     vv, uu = np.meshgrid(t, t, indexing="ij")
     errors = []
     for n in range(9):
-        truth = true_epsf(uu, vv, psf.x_pix[n], psf.y_pix[n])
+        truth = true_epsf(uu, vv, node_x[n], node_y[n])
         truth *= os**2 / truth.sum()
-        errors.append(np.abs(psf.stamps[n] - truth).max() / truth.max())
+        errors.append(np.abs(stamps[n] - truth).max() / truth.max())
         # centred: the centroid within 1.5 pix is at the stamp centre
-        w = np.where(uu**2 + vv**2 <= 1.5**2, psf.stamps[n], 0)
+        w = np.where(uu**2 + vv**2 <= 1.5**2, stamps[n], 0)
         assert abs((w * uu).sum() / w.sum()) < 0.005
         assert abs((w * vv).sum() / w.sum()) < 0.005
     # ~40 stars per node: the largest deviation of any sample is a few % of the peak
@@ -86,10 +93,34 @@ def test_sparse_nodes_borrow_from_the_others(field):
         neighbours=(x[~sel], y[~sel], f[~sel]), grid_shape=(1, 3), max_iter=6,
     )  # fmt: skip
     assert res.n_stars[2] < res.n_stars[0]
-    stamps = res.psf.stamps
+    stamps = res.epsf.stamps.reshape(3, 41, 41)
     assert np.all(np.isfinite(stamps))
     # the empty node is a shrunk copy of the others, not noise
     assert np.abs(stamps[2] - stamps[0]).max() < 0.1 * stamps[0].max()
+
+
+def test_an_initial_grid_is_resampled_to_the_nodes(field):
+    image, var, x, y, f, _ = field
+    sel = select_psf_stars(x, y, f, image.shape, flux_err=np.sqrt(f + 300.0), min_snr=50)
+    # the truth on a coarser 2×2 grid with smaller stamps, as a first guess
+    t = (np.arange(33) - 16) / 4
+    vv, uu = np.meshgrid(t, t, indexing="ij")
+    nodes = [(100.0, 100.0), (300.0, 100.0), (100.0, 300.0), (300.0, 300.0)]
+    truth = np.array([true_epsf(uu, vv, nx, ny) for nx, ny in nodes])
+    initial = EPSFGrid(truth, *np.array(nodes).T, 4, normalize=True)
+    kw = dict(variance=var, background=20.0, neighbours=(x[~sel], y[~sel], f[~sel]))
+    res = build_epsf_grid(image, x[sel], y[sel], f[sel], initial=initial, max_iter=1, **kw)
+    assert res.epsf.stamps.shape == (3, 3, 41, 41)
+    # one iteration from the truth stays at the truth (the Gaussian start needs several)
+    t = (np.arange(41) - 20) / 4
+    vv, uu = np.meshgrid(t, t, indexing="ij")
+    centre = true_epsf(uu, vv, SIZE / 2, SIZE / 2)
+    centre *= 16 / centre.sum()
+    assert np.abs(res.epsf.stamps[1, 1] - centre).max() < 0.05 * centre.max()
+    with pytest.raises(ValueError, match="oversampling"):
+        build_epsf_grid(image, x[sel], y[sel], f[sel], initial=initial, oversampling=2, **kw)
+    with pytest.raises(TypeError, match="EPSFGrid"):
+        build_epsf_grid(image, x[sel], y[sel], f[sel], initial=res.gridded_psf(), **kw)
 
 
 def test_select_psf_stars_rejects_crowded_saturated_and_edge_stars():
@@ -103,7 +134,7 @@ def test_select_psf_stars_rejects_crowded_saturated_and_edge_stars():
 
 
 def test_gaussian_first_guess_is_normalised_and_centred():
-    stamp = gaussian_epsf(1.3, oversampling=4, stamp_radius=5)
+    stamp = gaussian_epsf(1.3, oversampling=4, half_width_pix=5)
     assert stamp.shape == (41, 41)
     assert stamp.sum() == pytest.approx(16.0)
     assert np.unravel_index(np.argmax(stamp), stamp.shape) == (20, 20)

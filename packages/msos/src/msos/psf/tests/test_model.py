@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 from scipy import ndimage, special
 
-from msos.psf.model import EPSFGrid, convolve_epsf_with_kernel, gaussian_epsf, render_stars
+from msos.psf.model import (
+    EPSFGrid,
+    _blend,
+    _pixel_gradient,
+    _star_phase,
+    convolve_epsf_with_kernel,
+    gaussian_epsf,
+    render_stars,
+    to_gridded_psf,
+)
 from roman_schemas.products.msos import GriddedPSF
 
 OVER = 4
@@ -162,6 +171,28 @@ def test_from_gridded_psf_normalises_stamps_that_sum_to_one():
     assert image.sum(dtype=float) == pytest.approx(50.0, rel=1e-2)
 
 
+def test_the_product_form_sums_to_one_and_round_trips():
+    epsf, stamps = grid_2x2()
+    psf = to_gridded_psf(epsf)
+    assert isinstance(psf, GriddedPSF) and psf.oversampling == OVER
+    assert psf.stamps.dtype == np.float32 and psf.stamps.shape == stamps.shape
+    np.testing.assert_allclose(psf.stamps.sum(axis=(1, 2)), 1.0, rtol=1e-6)
+    # row-major, y outer: the order grid_2x2 gave the stamps in
+    np.testing.assert_array_equal(psf.x_pix, [64.0, 192.0, 64.0, 192.0])
+    np.testing.assert_array_equal(psf.y_pix, [64.0, 64.0, 192.0, 192.0])
+    np.testing.assert_allclose(psf.stamps * OVER**2, stamps, rtol=1e-6, atol=1e-9)
+    back = EPSFGrid.from_gridded_psf(psf, normalize=True)
+    np.testing.assert_allclose(back.stamps, epsf.stamps, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(back.grid_x, epsf.grid_x)
+    np.testing.assert_array_equal(back.grid_y, epsf.grid_y)
+    x, y = [30.2, 100.7, 200.4], [40.9, 150.1, 220.5]
+    np.testing.assert_allclose(
+        render_stars((256, 256), x, y, 100.0, back),
+        render_stars((256, 256), x, y, 100.0, epsf),
+        atol=1e-5,
+    )
+
+
 def test_render_many_stars_equals_the_sum_of_single_renders():
     epsf, _ = grid_2x2()
     rng = np.random.default_rng(6)
@@ -172,6 +203,10 @@ def test_render_many_stars_equals_the_sum_of_single_renders():
         render_stars((256, 256), [a], [b], [f], epsf) for a, b, f in zip(x, y, flux, strict=True)
     )
     np.testing.assert_allclose(together, apart, atol=1e-4)
+    # into a float64 image (a residual), where a negative flux subtracts
+    residual = together.astype(np.float64)
+    render_stars((256, 256), x, y, -flux, epsf, out=residual)
+    assert np.abs(residual).max() < 1e-5 * together.max()
     # skipped, not crashing: non-finite values and stars far away
     render_stars((256, 256), [np.nan, 1e12, 5.0], [5.0, 5.0, -1e12], [1.0, 1.0, 1.0], epsf)
 
@@ -196,6 +231,33 @@ def test_pixel_gradients_are_the_derivatives_by_the_star_position():
     np.testing.assert_allclose(d_dx0, numeric_x, atol=1e-6)
     np.testing.assert_allclose(d_dy0, numeric_y, atol=1e-6)
     assert d_dx0[2, 1] < 0 < d_dx0[2, 3]  # moving the star right: left dimmer, right brighter
+
+
+def test_per_pixel_evaluation_of_a_blend_is_the_footprint():
+    # what the catalog's group fit evaluates: a star's own blend of the grid's coefficients,
+    # read pixel by pixel (any pixel set), equals the footprint with its gradient
+    epsf, _ = grid_2x2()
+    x0, y0, radius = 100.3, 80.4, 3
+    values, d_dx0, d_dy0, i0, j0 = epsf.pixels_with_gradient(x0, y0, radius)
+    coef, cy, cx = epsf.coefficients(radius)
+    local = np.empty(coef.shape[2:])
+    _blend(coef, epsf.grid_x, epsf.grid_y, x0, y0, local)
+    origin = np.empty(4, dtype=np.int64)
+    phase = np.empty((4, 4))
+    _star_phase(OVER, cy, cx, x0, y0, radius, origin, phase)
+    size = 2 * radius + 1
+    for j in range(j0 - 1, j0 + size + 1):
+        for i in range(i0 - 1, i0 + size + 1):
+            inside, p, dp_dx, dp_dy = _pixel_gradient(local, OVER, radius, origin, phase, i, j)
+            if not (0 <= i - i0 < size and 0 <= j - j0 < size):
+                assert not inside
+                continue
+            assert inside
+            np.testing.assert_allclose(
+                [p, dp_dx, dp_dy],
+                [values[j - j0, i - i0], d_dx0[j - j0, i - i0], d_dy0[j - j0, i - i0]],
+                atol=1e-12,
+            )
 
 
 def test_convolving_with_a_delta_is_the_identity():

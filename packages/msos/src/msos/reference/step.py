@@ -1,0 +1,279 @@
+"""``msos reference``: a partition's Level-2 epochs become its L3 reference frame.
+
+Good epochs are selected and their offsets measured (WCS, refined on stars); the stack uses
+epochs whose offset from the anchor is a whole number of pixels to within
+``max_fractional_shift``, shifted by whole pixels — Roman's undersampled PSF does not survive
+sub-pixel interpolation, and a stack sharper than the epochs is what difference imaging needs.
+The spatially varying ePSF is then built from the stack itself, and a first catalog of the
+frame (the one the ePSF stars come from) is its object list.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from roman_datamodels import dqflags
+
+from msos.catalog.kernel import measure_objects, object_ids
+from msos.dia.step import read_input_epoch
+from msos.errors import EpochRejected, PartitionError
+from msos.inputs import Epoch
+from msos.partition import Partition
+from msos.products import partition_meta, s_region
+from msos.psf.build import build_epsf_grid, select_psf_stars
+from msos.psf.model import EPSFGrid, gaussian_epsf
+from msos.reference.kernel import (
+    EpochQuality,
+    Offset,
+    StarList,
+    detect_stars,
+    epoch_quality,
+    fit_offset,
+    select_epochs,
+    stack_epochs,
+)
+from roman_schemas.products.msos import (
+    MsosPartitionMeta,
+    PhotometryFlag,
+    ReferenceFrame,
+    ReferenceObjects,
+)
+from ssc_common.step import Step
+
+log = logging.getLogger(__name__)
+
+DO_NOT_USE = np.uint32(dqflags.pixel.DO_NOT_USE)
+SATURATED = np.uint32(dqflags.pixel.SATURATED)
+
+
+@dataclass
+class EpochSummary:
+    """What the reference step keeps of an epoch between its passes (no pixels)."""
+
+    ref: str
+    epoch: Epoch
+    stars: StarList
+    quality: EpochQuality
+
+
+def wcs_guess(anchor: Epoch, epoch: Epoch) -> tuple[float, float]:
+    """``anchor − epoch`` pixel offset predicted by the two WCSs at the detector centre."""
+    ny, nx = anchor.shape
+    x, y = np.array([(nx - 1) / 2]), np.array([(ny - 1) / 2])
+    ax, ay = anchor.pixel_of(*epoch.sky_of(x, y))
+    return float(ax[0] - x[0]), float(ay[0] - y[0])
+
+
+def fits_wcs(epoch: Epoch) -> dict[str, float | int | str]:
+    """The anchor epoch's gwcs as FITS keywords (TAN-SIP fitted over the detector)."""
+    ny, nx = epoch.shape
+    header = epoch.wcs.to_fits_sip(bounding_box=((0, nx - 1), (0, ny - 1)), degree=3)
+    keep = {}
+    for key in header:
+        value = header[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            continue
+        keep[key] = value
+    return keep
+
+
+def whole_pixel_shift(mask: np.ndarray, offset: Offset) -> np.ndarray:
+    """An epoch's boolean mask moved onto the anchor grid by the whole-pixel part of its
+    offset (``anchor = epoch + (ix, iy)``), False where nothing maps."""
+    out = np.zeros_like(mask)
+    ny, nx = mask.shape
+    ix, iy = int(offset.ix), int(offset.iy)
+    src = mask[max(0, -iy) : ny - max(0, iy), max(0, -ix) : nx - max(0, ix)]
+    out[max(0, iy) : max(0, iy) + src.shape[0], max(0, ix) : max(0, ix) + src.shape[1]] = src
+    return out
+
+
+def stack_subset(
+    offsets: list[Offset], selected: np.ndarray, max_fraction: float, minimum: int
+) -> list[int]:
+    """Selected epochs whose offset is within ``max_fraction`` of whole pixels; at least
+    ``minimum`` (the closest), or every selected epoch if there are fewer."""
+    candidates = [k for k in np.flatnonzero(selected)]
+    distance = {k: max(abs(offsets[k].fx), abs(offsets[k].fy)) for k in candidates}
+    chosen = [k for k in candidates if distance[k] <= max_fraction]
+    if len(chosen) < minimum:
+        chosen = sorted(candidates, key=lambda k: distance[k])[:minimum]
+    return sorted(chosen)
+
+
+class ReferenceStep(Step):
+    """Builds a partition's L3 reference frame from its Level-2 epochs (the inputs)."""
+
+    name = "msos.reference"
+    distributions = ("msos",)
+
+    def __init__(self, ctx: Any, partition: Partition) -> None:
+        super().__init__(ctx)
+        self.partition = partition
+        self.rejected: list[EpochRejected] = []
+
+    def _summaries(self, refs: Sequence[str]) -> list[EpochSummary]:
+        summaries = []
+        for ref in refs:
+            try:
+                epoch = read_input_epoch(self.ctx, ref, self.partition)
+            except EpochRejected as rejection:
+                self.rejected.append(rejection)
+                log.warning("epoch skipped: %s", rejection, extra={"step": self.name})
+                continue
+            stars = detect_stars(epoch.data, epoch.bad, epoch.variance)
+            quality = epoch_quality(epoch.data, epoch.bad, stars=stars)
+            summaries.append(EpochSummary(ref, epoch, stars, quality))
+            # keep only what later passes need: the pixels are read again when stacking
+            epoch.data = epoch.variance = epoch.bad = epoch.saturated = None
+        return summaries
+
+    def process(self, input_keys: Sequence[str], parameters: Mapping[str, Any]) -> None:
+        summaries = self._summaries(input_keys)
+        if len(summaries) < int(parameters.get("min_epochs", 3)):
+            raise PartitionError(
+                self.partition.name, f"only {len(summaries)} usable epochs for a reference"
+            )
+        selection = select_epochs([s.quality for s in summaries])
+        if selection.anchor < 0:
+            raise PartitionError(self.partition.name, "no epoch passes the quality cuts")
+        anchor = summaries[selection.anchor]
+        offsets = []
+        for summary in summaries:
+            guess = wcs_guess(anchor.epoch, summary.epoch)
+            ok = summary.stars.ok
+            offsets.append(
+                fit_offset(anchor.stars.xy[anchor.stars.ok], summary.stars.xy[ok], guess)
+            )
+        rms = np.array([o.rms for o in offsets])
+        selection = select_epochs([s.quality for s in summaries], offset_rms=rms)
+        subset = stack_subset(
+            offsets,
+            selection.selected,
+            float(parameters.get("max_fractional_shift", 0.08)),
+            int(parameters.get("min_stack_epochs", 8)),
+        )
+        if not subset:
+            raise PartitionError(self.partition.name, "no epoch left to stack")
+        saturated = np.zeros(anchor.epoch.shape, dtype=bool)
+
+        def load(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            summary = summaries[subset[k]]
+            epoch = read_input_epoch(self.ctx, summary.ref, self.partition)
+            saturated[...] |= whole_pixel_shift(epoch.saturated, offsets[subset[k]])
+            return epoch.data, epoch.bad, epoch.variance
+
+        shifts = [(float(offsets[k].dx), float(offsets[k].dy)) for k in subset]
+        stack = stack_epochs(load, shifts, anchor.epoch.shape, kernel="nearest")
+        fwhm = float(np.nanmedian([summaries[k].quality.fwhm_pix for k in subset]))
+        stacked = [summaries[k].epoch for k in subset]
+        frame = self._frame(stack, saturated, anchor.epoch, stacked, fwhm, parameters)
+        self.publish(frame, self.partition.reference_key(), parameters)
+
+    def _frame(
+        self,
+        stack: Any,
+        saturated: np.ndarray,
+        anchor: Epoch,
+        stacked: list[Epoch],
+        fwhm: float,
+        parameters: Mapping[str, Any],
+    ) -> ReferenceFrame:
+        image = np.where(stack.bad, np.float32(np.nan), stack.image).astype("float32")
+        variance = np.where(stack.bad, np.float32(np.nan), stack.variance).astype("float32")
+        bad = stack.bad | saturated
+        epsf, catalog = build_reference_psf(image, variance, bad, saturated, fwhm)
+        ujy = anchor.ujy_per_dn_s
+        keep = ((catalog["flags"] & PhotometryFlag.NO_DATA) == 0) & np.isfinite(catalog["flux"])
+        keep &= np.isfinite(catalog["flux_err"])
+        ny, nx = image.shape
+        ra, dec = anchor.sky_of(catalog["x"][keep], catalog["y"][keep])
+        corners_x = np.array([0, nx - 1, nx - 1, 0], dtype=float)
+        corners_y = np.array([0, 0, ny - 1, ny - 1], dtype=float)
+        region = s_region(*anchor.sky_of(corners_x, corners_y))
+        ids = object_ids(
+            catalog["x"][keep], catalog["y"][keep], field=self.partition.field,
+            detector=self.partition.detector, flux=catalog["flux"][keep],
+        )  # fmt: skip
+        mask = np.where(stack.bad, DO_NOT_USE, 0) | np.where(saturated, SATURATED, 0)
+        meta = partition_meta(
+            ReferenceFrame, self.partition,
+            program=int(parameters.get("program", 1)),
+            sequence=str(parameters.get("sequence", "e01")),
+            start=min(e.start for e in stacked), end=max(e.end for e in stacked),
+            exposure_time_s=float(sum(e.exposure_time_s for e in stacked)),
+            s_region=region, optical_element=anchor.optical_element,
+        )  # fmt: skip
+        return ReferenceFrame(
+            meta=MsosPartitionMeta(**meta),
+            image_unit="DN / s",
+            ujy_per_image_unit=ujy,
+            n_epochs_stacked=len(stacked),
+            data=np.nan_to_num(image, nan=0.0),
+            err=np.sqrt(np.nan_to_num(variance, nan=0.0, posinf=0.0)).astype("float32"),
+            mask=mask.astype("uint32"),
+            coverage=stack.coverage.astype("uint16"),
+            wcs_fits=fits_wcs(anchor),
+            psf=to_product_psf(epsf),
+            objects=ReferenceObjects(
+                object_id=ids,
+                x_pix=catalog["x"][keep],
+                y_pix=catalog["y"][keep],
+                ra_deg=ra,
+                dec_deg=dec,
+                flux_ujy=(catalog["flux"][keep] * ujy).astype("float32"),
+                flux_err_ujy=(catalog["flux_err"][keep] * ujy).astype("float32"),
+                psf_qfit=catalog["qfit"][keep].astype("float32"),
+                flags=catalog["flags"][keep].astype("uint32"),
+            ),
+        )
+
+
+def to_product_psf(epsf: EPSFGrid) -> Any:
+    """The ePSF grid as the product stores it (stamps summing to 1)."""
+    from msos.psf.model import to_gridded_psf
+
+    return to_gridded_psf(epsf)
+
+
+def build_reference_psf(
+    image: np.ndarray,
+    variance: np.ndarray,
+    bad: np.ndarray,
+    saturated: np.ndarray,
+    fwhm_pix: float,
+    grid_shape: tuple[int, int] | None = None,
+) -> tuple[EPSFGrid, dict[str, np.ndarray]]:
+    """The frame's ePSF grid, built from its own stars in two rounds (a Gaussian start, then
+    the first grid), and the catalog of the last round."""
+    ny, nx = image.shape
+    if grid_shape is None:
+        nodes = max(1, min(5, min(ny, nx) // 400 + 1))
+        grid_shape = (nodes, nodes)
+    epsf = EPSFGrid(gaussian_epsf(fwhm_pix, oversampling=4, half_width_pix=6), oversampling=4)
+    clean = np.where(bad, 0.0, image).astype("float32")
+    catalog = None
+    for _ in range(2):
+        catalog = measure_objects(clean, epsf, bad=bad, variance=variance, saturated=saturated)
+        measured = np.isfinite(catalog.flux) & np.isfinite(catalog.flux_err)
+        chosen = measured & select_psf_stars(
+            catalog.x, catalog.y, catalog.flux, image.shape, flux_err=catalog.flux_err,
+            bad=bad, saturated=saturated,
+        )  # fmt: skip
+        others = measured & ~chosen
+        built = build_epsf_grid(
+            clean, catalog.x[chosen], catalog.y[chosen], catalog.flux[chosen], bad=bad,
+            variance=variance, background=catalog.background,
+            neighbours=(catalog.x[others], catalog.y[others], catalog.flux[others]),
+            grid_shape=grid_shape, initial=epsf,
+        )  # fmt: skip
+        epsf = built.epsf
+    final = measure_objects(clean, epsf, bad=bad, variance=variance, saturated=saturated)
+    columns = {name: np.asarray(getattr(final, name))
+               for name in ("x", "y", "flux", "flux_err", "qfit", "flags")}  # fmt: skip
+    del catalog
+    return epsf, columns
