@@ -206,6 +206,24 @@ class EPSFGrid:
         """Footprint radius (pixels around the nearest one) holding the whole ePSF support."""
         return math.ceil(self.support + 0.5)
 
+    def footprint_radii(self, flux: np.ndarray, tolerance: float) -> np.ndarray:
+        """Per star, the smallest footprint radius (pixels, at least 1, at most the whole
+        support) outside which its flux is below ``tolerance``."""
+        o = self.oversampling
+        sy, sx = self.stamp_shape
+        stamp = np.asarray(self.stamp_at(float(np.mean(self.grid_x)), float(np.mean(self.grid_y))),
+                           dtype=np.float64)  # fmt: skip
+        total = stamp.sum()
+        cy, cx = (sy - 1) / 2, (sx - 1) / 2
+        jj, ii = np.mgrid[0:sy, 0:sx]
+        distance = np.maximum(np.abs(jj - cy), np.abs(ii - cx)) / o  # box "radius" in pixels
+        largest = self.render_radius()
+        outside = np.array([stamp[distance > r + 0.5].sum() / total for r in range(largest + 1)])
+        wings = np.abs(np.asarray(flux, dtype=np.float64))[:, None] * outside[None, :]
+        fits = wings <= tolerance
+        radii = np.where(fits.any(axis=1), fits.argmax(axis=1), largest)
+        return np.clip(radii, 1, largest).astype(np.int64)
+
     def coefficients(self, radius: int) -> tuple[np.ndarray, float, float]:
         """B-spline coefficients padded for footprints of ``radius``, and the centre index.
 
@@ -370,12 +388,17 @@ def render_stars(
     flux: np.ndarray,
     epsf: EPSFGrid,
     out: np.ndarray | None = None,
+    *,
+    wing_tolerance: float | None = None,
 ) -> np.ndarray:
     """Add stars of ``flux`` at ``(x, y)`` into a float32 image of ``shape`` (or into ``out``,
     float32 or float64; a negative ``flux`` subtracts).
 
     Each star covers the whole ePSF support, so its pixels sum to its flux (less what falls
-    off the image). Stars with a non-finite position or flux are skipped.
+    off the image) — unless ``wing_tolerance`` (image unit) is given: then a star's footprint
+    stops where the flux its wings still hold drops below it, which makes a crowded field of
+    mostly faint stars many times faster to render. Stars with a non-finite position or flux
+    are skipped.
     """
     if out is None:
         out = np.zeros(shape, dtype=np.float32)
@@ -391,8 +414,13 @@ def render_stars(
     if y.shape != x.shape:
         raise ValueError("x and y differ in length")
     radius = epsf.render_radius()
+    if wing_tolerance is None:
+        radii = np.full(x.size, radius, dtype=np.int64)
+    else:
+        radii = epsf.footprint_radii(flux, wing_tolerance)
     coef, cy, cx = epsf.coefficients(radius)
-    _render(coef, epsf.grid_x, epsf.grid_y, epsf.oversampling, cy, cx, x, y, flux, radius, out)
+    _render(coef, epsf.grid_x, epsf.grid_y, epsf.oversampling, cy, cx, x, y, flux, radii,
+            radius, out)  # fmt: skip
     return out
 
 
@@ -846,17 +874,21 @@ def _render(
     x: np.ndarray,
     y: np.ndarray,
     flux: np.ndarray,
+    radii: np.ndarray,
     radius: int,
     image: np.ndarray,
 ) -> None:
-    """Add every star (row by row, for the cache) into ``image`` (any float dtype)."""
+    """Add every star (row by row, for the cache) into ``image`` (any float dtype), each over
+    its own footprint radius (at most ``radius``, the one ``coef`` is padded for)."""
     size = 2 * radius + 1
     values = np.empty((size, size), dtype=np.float64)
     order = _row_order(y, image.shape[0])
     for q in range(x.size):
         s = order[q]
+        r = min(radii[s], radius)
+        scratch = values[: 2 * r + 1, : 2 * r + 1]
         _add_star(
-            image, coef, grid_x, grid_y, x[s], y[s], o, cy, cx, x[s], y[s], flux[s], radius, values
+            image, coef, grid_x, grid_y, x[s], y[s], o, cy, cx, x[s], y[s], flux[s], r, scratch
         )
 
 
