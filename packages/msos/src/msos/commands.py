@@ -171,6 +171,13 @@ def _report(result: object) -> None:
         typer.echo(f"{result.step}: {state}: {record.uri}")
 
 
+def demo(ctx: typer.Context) -> None:
+    """Simulate a small partition and run the whole photometry on it (the ./dev demo)."""
+    from msos.demo import run_demo
+
+    run_demo(ctx.obj, typer.echo)
+
+
 def register(app: typer.Typer) -> None:
     """Add the photometry subcommands to the ``msos`` app."""
     app.command("reference")(reference)
@@ -179,3 +186,4 @@ def register(app: typer.Typer) -> None:
     app.command("photometry")(photometry)
     app.command("lightcurves")(lightcurves)
     app.command("process-partition")(process_partition)
+    app.command("demo")(demo)
