@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from msos.dia.kernel import Stamps, choose_stamps
-from msos.dia.phase import SceneModel
+from msos.dia.phase import WING_TOLERANCE_SIGMA, SceneModel
 from msos.partition import Partition
 from msos.psf.model import EPSFGrid
 from roman_schemas.io import load_arrays
@@ -86,8 +86,9 @@ class PartitionReference:
         """The catalog stars rendered on the reference grid (made once)."""
         if "scene" not in self._cache:
             x, y = self.xy
+            tolerance = WING_TOLERANCE_SIGMA * float(np.nanmedian(np.sqrt(self.variance)))
             self._cache["scene"] = SceneModel.render(
-                self.shape, x, y, self.flux_image_unit(), self.epsf
+                self.shape, x, y, self.flux_image_unit(), self.epsf, tolerance
             )
         return self._cache["scene"]
 

@@ -29,7 +29,7 @@ from msos.errors import EpochRejected
 from msos.inputs import Epoch
 from msos.photometry.kernel import forced_psf_photometry
 from msos.psf.model import EPSFGrid
-from msos.reference.kernel import Offset, detect_stars, fit_offset
+from msos.reference.kernel import Offset, centroids, detect_stars, fit_offset
 from roman_schemas.products.msos.flags import EpochFlag, PhotometryFlag
 
 MAX_KERNEL_CHI2 = 3.0  # a kernel fit worse than this marks the epoch POOR_KERNEL
@@ -68,12 +68,24 @@ def predicted_shift(wcs_fits: dict, epoch: Epoch) -> tuple[float, float]:
 
 
 def measure_shift(reference: PartitionReference, epoch: Epoch) -> Offset:
-    """The epoch's offset: the WCS prediction refined by matching bright stars."""
+    """The epoch's offset: the WCS prediction refined on the reference's bright stars, whose
+    centroids are fitted where the prediction puts them (a fresh star search of the epoch
+    only when that fails, e.g. a WCS off by more than a pixel)."""
     guess = predicted_shift(reference.frame.wcs_fits, epoch)
-    stars = detect_stars(epoch.data, epoch.bad, epoch.variance, max_stars=3000)
-    ok = stars.ok
+    ref_xy = reference.bright_stars()
+    sky = float(np.nanmedian(epoch.data))
+    ex, ey, _, _, ok = centroids(
+        epoch.data, ref_xy[:, 0] + guess[0], ref_xy[:, 1] + guess[1], bad=epoch.bad,
+        background=sky,
+    )  # fmt: skip
+    ok &= np.hypot(ex - ref_xy[:, 0] - guess[0], ey - ref_xy[:, 1] - guess[1]) < 1.0
     # fit_offset's convention is anchor = epoch + d, so its d is minus our shift
-    return fit_offset(reference.bright_stars(), stars.xy[ok], guess=(-guess[0], -guess[1]))
+    offset = fit_offset(ref_xy[ok], np.column_stack([ex, ey])[ok], guess=(-guess[0], -guess[1]),
+                        search_radius=1.0)  # fmt: skip
+    if offset.n_matched >= MIN_MATCHED_STARS:
+        return offset
+    stars = detect_stars(epoch.data, epoch.bad, epoch.variance, max_stars=3000)
+    return fit_offset(ref_xy, stars.xy[stars.ok], guess=(-guess[0], -guess[1]))
 
 
 def fwhm(stamp: np.ndarray, oversampling: int) -> float:

@@ -18,6 +18,10 @@ import numpy as np
 from msos.psf.model import EPSFGrid, render_stars
 from msos.reference.kernel import resample
 
+#: the stars' wings are rendered down to this fraction of the reference's median pixel error;
+#: what lies beyond stays in the interpolated remainder, where faint, smooth light belongs
+WING_TOLERANCE_SIGMA = 0.05
+
 
 @dataclass(frozen=True)
 class SceneModel:
@@ -27,17 +31,25 @@ class SceneModel:
     y: np.ndarray
     flux: np.ndarray
     epsf: EPSFGrid
+    wing_tolerance: float | None
     model: np.ndarray  # the stars rendered on the reference grid (float32)
 
     @classmethod
     def render(
         cls, shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: np.ndarray,
-        epsf: EPSFGrid,
+        epsf: EPSFGrid, wing_tolerance: float | None = None,
     ) -> SceneModel:  # fmt: skip
-        """Render the catalog stars (reference-grid positions, fluxes in image units)."""
+        """Render the catalog stars (reference-grid positions, fluxes in image units), each
+        down to ``wing_tolerance`` (image unit; None: the whole ePSF support)."""
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         flux = np.nan_to_num(np.asarray(flux, dtype=np.float64), nan=0.0)
-        return cls(x, y, flux, epsf, render_stars(shape, x, y, flux, epsf))
+        model = render_stars(shape, x, y, flux, epsf, wing_tolerance=wing_tolerance)
+        return cls(x, y, flux, epsf, wing_tolerance, model)
+
+    def rendered_at(self, shape: tuple[int, int], shift: tuple[float, float]) -> np.ndarray:
+        """The same stars, footprints and all, moved by ``shift``."""
+        return render_stars(shape, self.x + shift[0], self.y + shift[1], self.flux, self.epsf,
+                            wing_tolerance=self.wing_tolerance)  # fmt: skip
 
 
 def phase_matched_reference(
@@ -57,7 +69,7 @@ def phase_matched_reference(
     moved, moved_bad, moved_variance, _ = resample(
         residual, (dx, dy), bad=reference_bad, variance=reference_variance
     )
-    stars = render_stars(reference.shape, scene.x + dx, scene.y + dy, scene.flux, scene.epsf)
+    stars = scene.rendered_at(reference.shape, (dx, dy))
     image = (stars + moved).astype(np.float32)
     bad = moved_bad | ~np.isfinite(image)
     variance = np.where(bad, np.float32(np.nan), moved_variance).astype(np.float32)
