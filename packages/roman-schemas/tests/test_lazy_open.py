@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from roman_schemas import open_product, write_product
-from roman_schemas.products.msos import DailyLightCurves
+from roman_schemas.products.msos import DailyLightCurves, LightCurveObjects
 
 N_OBJECTS = 1_100_000  # × 96 epochs × (4 + 4 + 2) bytes ≈ 1.06 GB
 N_EPOCHS = 96
@@ -36,6 +36,17 @@ def gigabyte_partition(tmp_path_factory):
     fields["delta_flux_ujy"] = rng.standard_normal(shape, dtype="float32")
     fields["delta_flux_err_ujy"] = np.ones(shape, dtype="float32")
     fields["flags"] = np.zeros(shape, dtype="uint16")
+    ones = np.ones(N_OBJECTS, dtype="float32")
+    fields["objects"] = LightCurveObjects(
+        object_id=fields["object_id"],
+        ra_deg=rng.uniform(268.0, 268.1, N_OBJECTS),
+        dec_deg=rng.uniform(-29.1, -29.0, N_OBJECTS),
+        ref_flux_ujy=ones,
+        ref_flux_err_ujy=ones,
+        n_epochs_good=np.full(N_OBJECTS, N_EPOCHS, dtype="uint32"),
+        median_delta_flux_ujy=ones,
+        rms_delta_flux_ujy=ones,
+    )
     path = tmp_path_factory.mktemp("big") / "partition.asdf"
     write_product(DailyLightCurves(**fields), path)
     return path
