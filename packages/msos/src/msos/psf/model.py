@@ -117,6 +117,8 @@ class EPSFGrid:
         self.stamps = stamps[order].reshape(grid_y.size, grid_x.size, *stamps.shape[1:])
         self._coefficients = _prefilter(self.stamps)
         self._padded: dict[tuple[int, int], np.ndarray] = {}
+        self._polyphase: dict[tuple[int, ...], np.ndarray] = {}
+        self._wing_fractions: np.ndarray | None = None
 
     @classmethod
     def from_gridded_psf(cls, psf: object, *, normalize: bool = False) -> EPSFGrid:
@@ -207,22 +209,29 @@ class EPSFGrid:
         return math.ceil(self.support + 0.5)
 
     def footprint_radii(self, flux: np.ndarray, tolerance: float) -> np.ndarray:
-        """Per star, the smallest footprint radius (pixels, at least 1, at most the whole
-        support) outside which its flux is below ``tolerance``."""
-        o = self.oversampling
-        sy, sx = self.stamp_shape
-        stamp = np.asarray(self.stamp_at(float(np.mean(self.grid_x)), float(np.mean(self.grid_y))),
-                           dtype=np.float64)  # fmt: skip
-        total = stamp.sum()
-        cy, cx = (sy - 1) / 2, (sx - 1) / 2
-        jj, ii = np.mgrid[0:sy, 0:sx]
-        distance = np.maximum(np.abs(jj - cy), np.abs(ii - cx)) / o  # box "radius" in pixels
-        largest = self.render_radius()
-        outside = np.array([stamp[distance > r + 0.5].sum() / total for r in range(largest + 1)])
-        wings = np.abs(np.asarray(flux, dtype=np.float64))[:, None] * outside[None, :]
-        fits = wings <= tolerance
-        radii = np.where(fits.any(axis=1), fits.argmax(axis=1), largest)
-        return np.clip(radii, 1, largest).astype(np.int64)
+        """Per star, the smallest footprint radius (pixels, at least 1, at most
+        :meth:`render_radius`) outside which its flux is at most ``tolerance`` (image unit),
+        whatever its sub-pixel phase and position (bound: :meth:`wing_fractions`)."""
+        flux = np.abs(np.asarray(flux, dtype=np.float64))
+        return _radii_for(flux, self.wing_fractions(), tolerance)
+
+    def wing_fractions(self) -> np.ndarray:
+        """``w[r]``: the most flux (per unit star flux, summing ``|ePSF|``) a footprint of
+        radius ``r`` leaves out, ``r = 0 … render_radius()``; non-increasing, 0 at the end.
+
+        The maximum over every grid stamp (a blend of stamps leaves out a weighted mean of
+        theirs) and over ``(2 oversampling + 1)²`` sub-pixel phases spanning the pixel: the
+        spline between the samples (and its ringing just beyond the stamp's edge) counts.
+        """
+        if self._wing_fractions is None:
+            largest = self.render_radius()
+            coef, cy, cx = self.coefficients(largest)
+            phases = np.linspace(-0.5, 0.5, 2 * self.oversampling + 1)
+            phases[-1] = np.nextafter(0.5, 0.0)  # the nearest pixel changes at +½
+            fractions = np.zeros(largest + 1)
+            _wing_fractions(coef, self.oversampling, cy, cx, largest, phases, fractions)
+            self._wing_fractions = np.maximum.accumulate(fractions[::-1])[::-1]
+        return self._wing_fractions
 
     def coefficients(self, radius: int) -> tuple[np.ndarray, float, float]:
         """B-spline coefficients padded for footprints of ``radius``, and the centre index.
@@ -244,6 +253,26 @@ class EPSFGrid:
                 np.pad(base, ((0, 0), (0, 0), (pad_y, pad_y), (pad_x, pad_x)))
             )
         return self._padded[key], cy0 + pad_y, cx0 + pad_x
+
+    def polyphase_coefficients(self, radius: int) -> tuple[np.ndarray, float, float]:
+        """:meth:`coefficients` in polyphase order, for rendering many stars.
+
+        ``(planes[n_grid_y, n_grid_x, o, o, ny, nx], centre_y, centre_x)`` with
+        ``planes[gy, gx, a, b, R, K] = coef[gy, gx, R·o + a, K·o + b]`` (zeros past the end):
+        every pixel of a footprint reads the same ``(a, b)`` planes at consecutive ``(R, K)``,
+        so a footprint is 16 contiguous weighted sums per grid stamp (:func:`_render`).
+        """
+        coef, cy, cx = self.coefficients(radius)
+        key = coef.shape
+        if key not in self._polyphase:
+            o = self.oversampling
+            ngy, ngx, sy, sx = coef.shape
+            ny, nx = -(-sy // o), -(-sx // o)
+            padded = np.zeros((ngy, ngx, ny * o, nx * o))
+            padded[:, :, :sy, :sx] = coef
+            planes = padded.reshape(ngy, ngx, ny, o, nx, o).transpose(0, 1, 3, 5, 2, 4)
+            self._polyphase[key] = np.ascontiguousarray(planes)
+        return self._polyphase[key], cy, cx
 
     def render(
         self,
@@ -307,6 +336,18 @@ def gaussian_epsf(fwhm_pix: float, oversampling: int = 4, half_width_pix: int = 
     profile = 0.5 * (special.erf((u + 0.5) / scale) - special.erf((u - 0.5) / scale))
     stamp = np.outer(profile, profile)
     return (stamp * (o * o / stamp.sum())).astype(np.float32)
+
+
+def _radii_for(flux: np.ndarray, fractions: np.ndarray, tolerance: float) -> np.ndarray:
+    """The smallest ``r ≥ 1`` with ``flux · fractions[r] ≤ tolerance`` (``fractions``
+    non-increasing, its last element 0; NaN flux: the last ``r``)."""
+    if not tolerance >= 0:
+        raise ValueError(f"wing_tolerance must be a non-negative number, not {tolerance}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        limit = tolerance / flux  # ≥ 0, inf for a zero flux, NaN for a NaN flux
+    # the number of radii that leave out too much, i.e. the first one that does not
+    radii = np.searchsorted(-fractions, -limit, side="left")
+    return np.clip(radii, 1, fractions.size - 1).astype(np.int64)
 
 
 def _prefilter(stamps: np.ndarray) -> np.ndarray:
@@ -395,10 +436,12 @@ def render_stars(
     float32 or float64; a negative ``flux`` subtracts).
 
     Each star covers the whole ePSF support, so its pixels sum to its flux (less what falls
-    off the image) — unless ``wing_tolerance`` (image unit) is given: then a star's footprint
-    stops where the flux its wings still hold drops below it, which makes a crowded field of
-    mostly faint stars many times faster to render. Stars with a non-finite position or flux
-    are skipped.
+    off the image) — unless ``wing_tolerance`` (image unit) is given: then each star's
+    footprint is the smallest that leaves out at most that much of its flux, whatever its
+    sub-pixel phase (:meth:`EPSFGrid.footprint_radii`), which saves time on faint stars when
+    the ePSF's wings are faint (a Gaussian-like ePSF; broad Airy wings keep the footprints
+    large). Stars with a non-finite position or flux are skipped. About 10 µs per star with
+    a 27×27-pixel footprint on a grid of stamps (one core); less for smaller footprints.
     """
     if out is None:
         out = np.zeros(shape, dtype=np.float32)
@@ -418,8 +461,8 @@ def render_stars(
         radii = np.full(x.size, radius, dtype=np.int64)
     else:
         radii = epsf.footprint_radii(flux, wing_tolerance)
-    coef, cy, cx = epsf.coefficients(radius)
-    _render(coef, epsf.grid_x, epsf.grid_y, epsf.oversampling, cy, cx, x, y, flux, radii,
+    planes, cy, cx = epsf.polyphase_coefficients(radius)
+    _render(planes, epsf.grid_x, epsf.grid_y, epsf.oversampling, cy, cx, x, y, flux, radii,
             radius, out)  # fmt: skip
     return out
 
@@ -865,7 +908,7 @@ def _evaluate_points(
 
 @numba.njit(cache=True)
 def _render(
-    coef: np.ndarray,
+    planes: np.ndarray,
     grid_x: np.ndarray,
     grid_y: np.ndarray,
     o: int,
@@ -879,17 +922,111 @@ def _render(
     image: np.ndarray,
 ) -> None:
     """Add every star (row by row, for the cache) into ``image`` (any float dtype), each over
-    its own footprint radius (at most ``radius``, the one ``coef`` is padded for)."""
+    its own footprint radius (at most ``radius``, the one ``planes`` is padded for).
+
+    The values are those of :func:`_footprint_at` (the spline of the bilinearly blended
+    coefficients at the star's phase), summed in another order: pixel ``(jj, ii)`` reads
+    coefficient ``(row0 + jj·o + a, col0 + ii·o + b)``, which in the polyphase planes
+    (:meth:`EPSFGrid.polyphase_coefficients`) is plane ``((row0 + a) % o, (col0 + b) % o)``
+    at ``((row0 + a) // o + jj, (col0 + b) // o + ii)``. With the footprint stored at the
+    planes' row stride, each ``(a, b)`` is one contiguous weighted sum of the four grid
+    stamps' planes: ~2.5× faster than a pixel at a time (16 scattered taps per stamp).
+    """
+    n_planes_y, n_planes_x = planes.shape[4], planes.shape[5]
+    plane = n_planes_y * n_planes_x
+    flat = planes.reshape(planes.shape[0], planes.shape[1], o * o * plane)
     size = 2 * radius + 1
-    values = np.empty((size, size), dtype=np.float64)
-    order = _row_order(y, image.shape[0])
+    values = np.empty(size * n_planes_x, dtype=np.float64)
+    grid = values.reshape(size, n_planes_x)
+    ny, nx = image.shape
+    order = _row_order(y, ny)
     for q in range(x.size):
         s = order[q]
         r = min(radii[s], radius)
-        scratch = values[: 2 * r + 1, : 2 * r + 1]
-        _add_star(
-            image, coef, grid_x, grid_y, x[s], y[s], o, cy, cx, x[s], y[s], flux[s], r, scratch
-        )
+        touches, ix, iy = _star_pixel(x[s], y[s], flux[s], r, ny, nx)
+        if not touches:
+            continue
+        n = 2 * r  # the footprint: rows 0 … n at the planes' stride, n + 1 values each
+        length = n * n_planes_x + n + 1
+        row0, col0, ty, tx = _footprint_origin(o, cy, cx, x[s], y[s], ix, iy, r)
+        wy = _bspline_weights(ty)
+        wx = _bspline_weights(tx)
+        weights = _grid_weights(grid_x, grid_y, x[s], y[s])
+        gy0, gx0, w0 = _corner(weights, 0)
+        gy1, gx1, w1 = _corner(weights, 1)
+        gy2, gx2, w2 = _corner(weights, 2)
+        gy3, gx3, w3 = _corner(weights, 3)
+        single = w0 == 1.0  # a single stamp (1×1 grid, or a grid node): skip the others
+        footprint = values[:length]
+        footprint[:] = 0.0
+        for a in range(4):
+            for b in range(4):
+                start = (((row0 + a) % o) * o + (col0 + b) % o) * plane
+                start += ((row0 + a) // o) * n_planes_x + (col0 + b) // o
+                end = start + length
+                w = wy[a] * wx[b]
+                if single:
+                    _axpy(footprint, flat[gy0, gx0, start:end], w)
+                else:
+                    _axpy4(footprint, flat[gy0, gx0, start:end], flat[gy1, gx1, start:end],
+                           flat[gy2, gx2, start:end], flat[gy3, gx3, start:end],
+                           w * w0, w * w1, w * w2, w * w3)  # fmt: skip
+        _add_footprint(image, grid[: n + 1, : n + 1], ix - r, iy - r, flux[s])
+
+
+@numba.njit(cache=True, inline="always")
+def _axpy(out: np.ndarray, a: np.ndarray, wa: float) -> None:
+    for k in range(out.size):
+        out[k] += wa * a[k]
+
+
+@numba.njit(cache=True, inline="always")
+def _axpy4(
+    out: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    d: np.ndarray,
+    wa: float,
+    wb: float,
+    wc: float,
+    wd: float,
+) -> None:
+    for k in range(out.size):
+        out[k] += wa * a[k] + wb * b[k] + wc * c[k] + wd * d[k]
+
+
+@numba.njit(cache=True)
+def _wing_fractions(
+    coef: np.ndarray,
+    o: int,
+    cy: float,
+    cx: float,
+    radius: int,
+    phases: np.ndarray,
+    fractions: np.ndarray,
+) -> None:
+    """``fractions[r] = max`` over the stamps ``coef[gy, gx]`` and the sub-pixel phases
+    ``(dx, dy)`` (star at ``(dx, dy)`` from pixel ``(0, 0)``) of ``Σ |ePSF|`` over the pixels
+    of the ``radius`` footprint outside the ``r`` one."""
+    size = 2 * radius + 1
+    values = np.empty((size, size), dtype=np.float64)
+    ring = np.empty(radius + 1, dtype=np.float64)
+    for gy in range(coef.shape[0]):
+        for gx in range(coef.shape[1]):
+            for dy in phases:
+                for dx in phases:
+                    values[:, :] = 0.0
+                    _footprint_add(coef[gy, gx], 1.0, o, cy, cx, dx, dy, 0, 0, radius, values)
+                    ring[:] = 0.0  # ring[k]: Σ |value| of the pixels at box distance k
+                    for jj in range(size):
+                        for ii in range(size):
+                            k = max(abs(jj - radius), abs(ii - radius))
+                            ring[k] += abs(values[jj, ii])
+                    outside = 0.0
+                    for r in range(radius, -1, -1):
+                        fractions[r] = max(fractions[r], outside)
+                        outside += ring[r]
 
 
 @numba.njit(cache=True)

@@ -15,6 +15,17 @@ start/end (UTC), 45.6 s exposure, 42.56 s effective; ``meta.photometry``
 (:mod:`msos.simulate.instrument`); ``meta.file_date`` = the exposure's end, so the same
 inputs give byte-identical files. Reference-pixel arrays are zeros.
 
+**The truth images** — an epoch's noiseless rate image is its sky plus every star rendered with
+the pipeline's own model of the truth ePSF: :func:`msos.psf.model.render_stars`, a cubic
+B-spline interpolation of the ``truth_psf.asdf`` stamps (bilinear between grid nodes), with
+each star's wings truncated where at most 0.01 DN/s of its flux lies beyond
+(``wing_tolerance``, :data:`msos.simulate.scene.WING_TOLERANCE_DN_S`: < 0.08σ of a single sky
+pixel's noise, spread over hundreds of pixels). ``sky_dn_s + render_stars(shape, x_pix +
+dx_pix, y_pix + dy_pix, flux, EPSFGrid.from_gridded_psf(read_truth_psf(path, epoch),
+normalize=True), wing_tolerance=0.01)``, with each star's flux at that epoch, reproduces it to
+float32 rounding; PSF photometry with the truth ePSF at the truth positions is unbiased. Noise
+and defects are then drawn on it (:mod:`msos.simulate.noise`).
+
 **Truth** (Parquet written with pyarrow; column units in each field's ``unit`` metadata, the
 table's metadata as JSON under the schema key ``msos_simulate``; read with
 :func:`msos.simulate.write.read_table` or any Parquet reader):
@@ -45,7 +56,7 @@ table's metadata as JSON under the schema key ``msos_simulate``; read with
     :func:`msos.simulate.write.read_truth_psf` returns one epoch as a ``GriddedPSF``.
 
 Kernels (no I/O): :mod:`~msos.simulate.psf` (PSF, ePSF grid), :mod:`~msos.simulate.scene`
-(luminosity function, positions, numba renderer), :mod:`~msos.simulate.variability`,
+(luminosity function, positions, the rendering tolerance), :mod:`~msos.simulate.variability`,
 :mod:`~msos.simulate.epochs`, :mod:`~msos.simulate.noise`, :mod:`~msos.simulate.wcs`;
 :mod:`~msos.simulate.partition` puts them together; :mod:`~msos.simulate.write` and
 :mod:`~msos.simulate.command` write files.

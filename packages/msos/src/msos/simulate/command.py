@@ -49,7 +49,9 @@ def simulate(
 ) -> None:
     """Simulate one (season, field, detector) partition: N epochs of romancal Level-2
     ``wfi_image`` files of a crowded bulge field (variables, microlensing, defects) and the
-    truth beside them (stars, epochs, variable fluxes, ePSF grids)."""
+    truth beside them (stars, epochs, variable fluxes, ePSF grids). The stars are rendered with
+    the pipeline's ePSF model (``msos.psf.model``: cubic B-spline in the truth ePSF stamps),
+    each star's wings truncated where at most 0.01 DN/s of its flux lies beyond."""
     config = _config(
         epochs, shape, field, detector, season, start, cadence_min, stars_per_arcmin2,
         periodic_fraction, microlensing, binary_lens, seed,

@@ -16,11 +16,17 @@ import numpy as np
 from astropy.table import Table
 from astropy.time import Time
 
+from msos.psf.model import EPSFGrid, render_stars
 from msos.simulate import instrument as wfi
 from msos.simulate.epochs import EpochPlan, plan_epochs
 from msos.simulate.noise import Defects, Level2Arrays, draw_defects, observe
-from msos.simulate.psf import PSFModel, epsf_stamp, phase_table, stamp_fwhm
-from msos.simulate.scene import STARS_PER_ARCMIN2, StarField, draw_star_field, render_stars
+from msos.simulate.psf import PSFModel, epsf_stamp, stamp_fwhm
+from msos.simulate.scene import (
+    STARS_PER_ARCMIN2,
+    WING_TOLERANCE_DN_S,
+    StarField,
+    draw_star_field,
+)
 from msos.simulate.variability import PARAMETERS, Variability, draw_variability
 from msos.simulate.wcs import make_wcs
 from msos.survey import detector_offset_deg
@@ -122,18 +128,19 @@ class Partition:
         return flux
 
     def model(self, epoch: int, psf: GriddedPSF | None = None) -> np.ndarray:
-        """The noiseless rate image (DN/s, float32) of ``epoch``: sky plus stars."""
+        """The noiseless rate image (DN/s, float32) of ``epoch``: sky plus stars, the stars
+        rendered by :func:`msos.psf.model.render_stars` with the truth ePSF grid ``psf``
+        (default :meth:`psf`) and ``wing_tolerance=WING_TOLERANCE_DN_S``."""
         psf = self.psf(epoch) if psf is None else psf
         image = np.full(self.config.shape, self.plan.sky_dn_s[epoch], np.float32)
-        half = self.config.psf.half_size
         render_stars(
-            image,
+            self.config.shape,
             self.stars.x + self.plan.dx[epoch],
             self.stars.y + self.plan.dy[epoch],
             self.fluxes(epoch),
-            psf,
-            half,
-            phase_table(psf, half),
+            EPSFGrid.from_gridded_psf(psf, normalize=True),
+            out=image,
+            wing_tolerance=WING_TOLERANCE_DN_S,
         )
         return image
 

@@ -16,6 +16,7 @@ flux F puts F into the image, wings beyond ``half_size`` included in that F).
 Stamps follow the convention in ``packages/msos/README.md``: ``stamps[n, sy, sx]``, centre at
 index ``((sy-1)/2, (sx-1)/2)``, ``ePSF(u, v)`` at index ``(c + v·O, c + u·O)``, grid nodes
 row-major (y outer, x inner), bilinear between nodes and clamped to the edge nodes outside.
+They are evaluated only by ``msos.psf.model`` (:mod:`msos.simulate.scene`).
 """
 
 from __future__ import annotations
@@ -150,20 +151,3 @@ def stamp_fwhm(stamp: np.ndarray, oversampling: int) -> float:
             sides.append(abs(k - c) + (a - half) / (a - b))
         widths.append(sum(sides) / oversampling)
     return float(np.mean(widths))
-
-
-def phase_table(psf: GriddedPSF, half_size: int) -> np.ndarray:
-    """The stamps re-indexed for rendering: ``table[g, py, px, ky, kx]`` is the ePSF value in
-    the pixel ``k - half_size`` away from the star's pixel for a sub-pixel phase ``p / O``:
-    ``stamp[c + (k - half_size)·O - p]`` (0 beyond the stamp), ``p = 0 … O``."""
-    o = psf.oversampling
-    stamps = psf.stamps
-    needed = 2 * half_size * o + 1
-    if stamps.shape[1] != stamps.shape[2] or stamps.shape[1] < needed:
-        raise ValueError(f"stamps {stamps.shape[1:]} smaller than ±{half_size} pixels")
-    trim = (stamps.shape[1] - needed) // 2
-    core = stamps[:, trim : trim + needed, trim : trim + needed]
-    padded = np.zeros((core.shape[0], needed + o, needed + o), np.float32)
-    padded[:, o:, o:] = core
-    index = (np.arange(2 * half_size + 1) * o)[None, :] - np.arange(o + 1)[:, None] + o
-    return np.ascontiguousarray(padded[:, index[:, None, :, None], index[None, :, None, :]])

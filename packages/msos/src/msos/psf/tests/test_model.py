@@ -211,6 +211,26 @@ def test_render_many_stars_equals_the_sum_of_single_renders():
     render_stars((256, 256), [np.nan, 1e12, 5.0], [5.0, 5.0, -1e12], [1.0, 1.0, 1.0], epsf)
 
 
+def test_a_wing_tolerance_leaves_out_at_most_that_flux_at_any_phase():
+    # a core and a broad halo (12 % of the flux), two widths on a grid
+    stamps = [
+        0.88 * gaussian_epsf(f, OVER, half_width_pix=7)
+        + 0.12 * gaussian_epsf(3 * f, OVER, half_width_pix=7)
+        for f in (1.2, 1.4)
+    ]
+    epsf = EPSFGrid(np.array(stamps * 2), [64, 192, 64, 192], [64, 64, 192, 192], OVER)
+    rng = np.random.default_rng(8)
+    tolerance = 0.01
+    radii = epsf.footprint_radii(np.array([0.01, 1.0, 10.0, 100.0, 1e6]), tolerance)
+    assert np.all(np.diff(radii) >= 0) and radii[0] == 1 and radii[-1] == epsf.render_radius()
+    for flux in (1.0, 10.0, 100.0, 1e4):
+        for x0, y0 in rng.uniform(60, 196, (12, 2)):
+            whole = render_stars((256, 256), [x0], [y0], [flux], epsf, out=np.zeros((256, 256)))
+            cut = render_stars((256, 256), [x0], [y0], [flux], epsf, out=np.zeros((256, 256)),
+                               wing_tolerance=tolerance)  # fmt: skip
+            assert np.abs(whole - cut).sum() <= tolerance
+
+
 def test_pixels_are_the_rendered_footprint():
     epsf, _ = grid_2x2()
     values, i0, j0 = epsf.pixels(100.3, 80.6, 2)

@@ -9,10 +9,26 @@ import roman_datamodels.datamodels as rdm
 from astropy.time import Time
 from roman_datamodels.dqflags import pixel
 
+from msos.psf.model import EPSFGrid, render_stars
 from msos.simulate import instrument as wfi
-from msos.simulate.scene import render_stars
+from msos.simulate.scene import WING_TOLERANCE_DN_S
 from msos.simulate.variability import pspl_magnification
 from msos.simulate.write import read_truth_psf
+
+
+def _truth_epsf(simulated, epoch):
+    """The truth ePSF of ``epoch`` from ``truth_psf.asdf``, as the pipeline's model."""
+    return EPSFGrid.from_gridded_psf(read_truth_psf(simulated.out / "truth_psf.asdf", epoch),
+                                     normalize=True)  # fmt: skip
+
+
+def _truth_fluxes(simulated, epoch):
+    """Every star's flux at ``epoch``, from the truth tables alone."""
+    flux = np.array(simulated.stars["flux_dn_s"], np.float64)
+    rows = np.asarray(simulated.variable_fluxes["epoch"]) == epoch
+    ids = np.asarray(simulated.variable_fluxes["truth_id"])[rows]
+    flux[ids] = np.asarray(simulated.variable_fluxes["flux_dn_s"])[rows]
+    return flux
 
 
 def _open(simulated, epoch):
@@ -98,6 +114,27 @@ def test_the_noise_matches_err(simulated):
         assert abs(pull[blank].std() - 1) < 0.05 and abs(pull[blank].mean()) < 0.05
 
 
+def test_the_truth_files_reproduce_the_noiseless_images(simulated):
+    """Sky + the truth stars rendered by the pipeline's ePSF model with the truth ePSF (and
+    the simulator's wing tolerance) is the image the noise was drawn on."""
+    stars, epochs = simulated.stars, simulated.epochs
+    for e in range(simulated.config.n_epochs):
+        x = np.asarray(stars["x_pix"]) + epochs["dx_pix"][e]
+        y = np.asarray(stars["y_pix"]) + epochs["dy_pix"][e]
+        flux = _truth_fluxes(simulated, e)
+        np.testing.assert_array_equal(flux, simulated.partition.fluxes(e))
+        truth = np.full((192, 192), epochs["sky_dn_s"][e], np.float32)
+        render_stars(truth.shape, x, y, flux, _truth_epsf(simulated, e), out=truth,
+                     wing_tolerance=WING_TOLERANCE_DN_S)  # fmt: skip
+        model = simulated.partition.model(e)
+        np.testing.assert_allclose(truth, model, rtol=1e-6, atol=0)
+        # the wings left out: at most the tolerance per star, nowhere near the noise
+        whole = np.full((192, 192), epochs["sky_dn_s"][e])
+        render_stars(whole.shape, x, y, flux, _truth_epsf(simulated, e), out=whole)
+        assert 0 <= (whole - model).sum() <= WING_TOLERANCE_DN_S * len(x)
+        assert np.abs(whole - model).max() < 0.02 * np.nanmin(_open(simulated, e)["err"])
+
+
 def _bright_stars(simulated, n=3):
     """The brightest constant, unsaturated stars well inside the image."""
     stars = simulated.stars
@@ -120,7 +157,8 @@ def _alone(simulated, image, e, k):
     rest = np.full(image["data"].shape, epochs["sky_dn_s"][e], np.float32)
     x = np.asarray(stars["x_pix"]) + epochs["dx_pix"][e]
     y = np.asarray(stars["y_pix"]) + epochs["dy_pix"][e]
-    render_stars(rest, x, y, others, read_truth_psf(simulated.out / "truth_psf.asdf", e))
+    render_stars(rest.shape, x, y, others, _truth_epsf(simulated, e), out=rest,
+                 wing_tolerance=WING_TOLERANCE_DN_S)  # fmt: skip
     return image["data"] - rest, x[k], y[k]
 
 
@@ -200,7 +238,7 @@ def test_the_images_carry_the_magnified_source_flux(simulated):
     events = np.flatnonzero(np.asarray(stars["kind"]) == "microlensing")
     for e in range(simulated.config.n_epochs):
         image = _open(simulated, e)
-        psf = read_truth_psf(simulated.out / "truth_psf.asdf", e)
+        epsf = _truth_epsf(simulated, e)
         truth = partition.fluxes(e)
         x = np.asarray(stars["x_pix"]) + epochs["dx_pix"][e]
         y = np.asarray(stars["y_pix"]) + epochs["dy_pix"][e]
@@ -208,10 +246,9 @@ def test_the_images_carry_the_magnified_source_flux(simulated):
             others = truth.copy()
             others[k] = 0.0
             rest = np.full((192, 192), epochs["sky_dn_s"][e], np.float32)
-            render_stars(rest, x, y, others, psf)
-            shape = render_stars(
-                np.zeros((192, 192), np.float32), x[k : k + 1], y[k : k + 1], [1.0], psf
-            )
+            render_stars(rest.shape, x, y, others, epsf, out=rest,
+                         wing_tolerance=WING_TOLERANCE_DN_S)  # fmt: skip
+            shape = render_stars((192, 192), x[k : k + 1], y[k : k + 1], [1.0], epsf)
             use = (shape > 1e-3) & (image["dq"] == 0)
             w = shape[use] / image["err"][use] ** 2
             fit = np.sum(w * (image["data"][use] - rest[use])) / np.sum(w * shape[use])

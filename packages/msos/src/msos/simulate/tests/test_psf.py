@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from msos.simulate.psf import PSFModel, epsf_stamp, optical_psf, phase_table, stamp_fwhm
+from msos.simulate.psf import PSFModel, epsf_stamp, optical_psf, stamp_fwhm
 
 
 def test_the_optical_psf_is_diffraction_limited_for_a_2_36_m_telescope_in_f146():
@@ -52,15 +52,3 @@ def test_the_psf_width_changes_by_a_few_percent_across_the_detector():
     upper_right = fwhm[-1]
     assert grid.x_pix[-1] == 511 and grid.y_pix[-1] == 511
     assert 0.02 < upper_right / lower_left - 1 < 0.08
-
-
-def test_the_phase_table_is_the_stamp_reindexed_per_pixel_and_phase():
-    psf = PSFModel(grid_points=1).gridded((64, 64))
-    o, half = psf.oversampling, 12
-    table = phase_table(psf, half)
-    assert table.shape == (1, o + 1, o + 1, 2 * half + 1, 2 * half + 1)
-    c = (psf.stamps.shape[1] - 1) // 2
-    # pixel offset k, phase p: stamp[c + k·O − p]
-    assert table[0, 0, 0, half, half] == psf.stamps[0, c, c]
-    assert table[0, 1, 3, half + 2, half - 1] == psf.stamps[0, c + 2 * o - 1, c - o - 3]
-    assert table[0, o, 0, 0, half] == 0.0  # beyond the stamp
