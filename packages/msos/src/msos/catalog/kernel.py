@@ -70,6 +70,7 @@ from msos.psf.model import (
     _footprint_at,
     _pixel_gradient,
     _star_phase,
+    _star_pixel,
 )
 from roman_schemas.products.msos.flags import PhotometryFlag
 
@@ -161,6 +162,86 @@ def _cholesky_solve(a: np.ndarray, b: np.ndarray, inv_diag: np.ndarray) -> bool:
     return True
 
 
+#: a fitted flux may not exceed this many times the flux the data around the star can hold
+#: (:func:`_flux_cap`); the catalog flags a flux beyond ``_FLUX_LIMIT_FINAL`` × that as
+#: unmeasured (a genuine star is at ≤ 1×, whatever its neighbours)
+_FLUX_CAP = 10.0
+_FLUX_LIMIT_FINAL = 3.0
+#: a star whose ePSF puts less than this of its flux into its fit disc cannot be fitted
+_MIN_PSF_FIT = 0.05
+
+
+@numba.njit(cache=True)
+def _data_bound(
+    resid: np.ndarray,
+    weight: np.ndarray,
+    values: np.ndarray,
+    i0: int,
+    j0: int,
+) -> tuple[float, float]:
+    """``(Σ|d| + 5 σ, Σ P)`` over the usable pixels of a footprint ``values`` (ePSF of one star,
+    pixel ``(j0 + jj, i0 + ii)``): ``d`` = ``resid`` there (the data less every *other*
+    model), ``σ²`` = Σ variance. A star of flux ``F`` puts ``F Σ P`` there: at most ``Σ d`` +
+    noise, whatever its neighbours."""
+    ny, nx = resid.shape
+    sabs = 0.0
+    svar = 0.0
+    sp = 0.0
+    for jj in range(values.shape[0]):
+        j = j0 + jj
+        if j < 0 or j >= ny:
+            continue
+        for ii in range(values.shape[1]):
+            i = i0 + ii
+            if i < 0 or i >= nx:
+                continue
+            w = weight[j, i]
+            if w > 0.0:
+                sabs += abs(resid[j, i])
+                svar += 1.0 / w
+                sp += values[jj, ii]
+    return sabs + 5.0 * math.sqrt(svar), sp
+
+
+@numba.njit(cache=True)
+def _data_bound_local(
+    d: np.ndarray, weight: np.ndarray, values: np.ndarray, i0: int, j0: int
+) -> tuple[float, float]:
+    """:func:`_data_bound` with ``d`` given over the footprint (``d[jj, ii]``)."""
+    ny, nx = weight.shape
+    sabs = 0.0
+    svar = 0.0
+    sp = 0.0
+    for jj in range(values.shape[0]):
+        j = j0 + jj
+        if j < 0 or j >= ny:
+            continue
+        for ii in range(values.shape[1]):
+            i = i0 + ii
+            if i < 0 or i >= nx:
+                continue
+            w = weight[j, i]
+            if w > 0.0:
+                sabs += abs(d[jj, ii])
+                svar += 1.0 / w
+                sp += values[jj, ii]
+    return sabs + 5.0 * math.sqrt(svar), sp
+
+
+@numba.njit(cache=True)
+def _flux_cap(
+    resid: np.ndarray, weight: np.ndarray, values: np.ndarray, x0: float, y0: float, radius: int
+) -> float:
+    """Largest flux allowed to a star at ``(x0, y0)`` whose model (footprint ``values``, as
+    :func:`_add_star_local` left it) has just been added back to ``resid``:
+    ``_FLUX_CAP`` × (Σ|d| + 5 σ) / Σ P over its footprint (no limit off the image)."""
+    touches, ix, iy = _star_pixel(x0, y0, 0.0, radius, resid.shape[0], resid.shape[1])
+    if not touches:
+        return np.inf
+    bound, sp = _data_bound(resid, weight, values, ix - radius, iy - radius)
+    return _FLUX_CAP * bound / max(sp, 1e-3)
+
+
 @numba.njit(cache=True)
 def _fit_groups(
     resid: np.ndarray,
@@ -203,6 +284,7 @@ def _fit_groups(
     fr2 = fit_r * fit_r
     jac = np.zeros(3 * maxn)
     nz = np.empty(maxn, dtype=np.int64)
+    cap = np.empty(maxn)
     for g in range(ng):
         if not gactive[g]:
             continue
@@ -216,6 +298,7 @@ def _fit_groups(
             k = members[a]
             _blend(coef, grid_x, grid_y, xm[k], ym[k], local[a])
             _add_star_local(resid, local[a], o, cy, cx, x[k], y[k], f[k], radius, values)
+            cap[a] = _flux_cap(resid, weight, values, x[k], y[k], radius)
             _star_phase(o, cy, cx, x[k], y[k], radius, origin[a], phase[a])
             bx0 = min(bx0, math.ceil(x[k] - fit_r))
             bx1 = max(bx1, math.floor(x[k] + fit_r))
@@ -320,7 +403,9 @@ def _fit_groups(
                     changed[k] = True
                 # no negative fluxes: a negative star beside a bright one makes a degenerate
                 # dipole that drifts; a star at 0 keeps its position until its flux returns
-                f[k] = max(f[k] + df, 0.0)
+                # and no flux beyond what the data around the star can hold: a fit the ePSF
+                # cannot constrain would otherwise run away, and its model spoil its neighbours
+                f[k] = min(max(f[k] + df, 0.0), cap[a])
                 x[k] += dx
                 y[k] += dy
                 if (x[k] - xm[k]) ** 2 + (y[k] - ym[k]) ** 2 > 0.25:
@@ -402,20 +487,28 @@ def _final_measures(
     crowding: np.ndarray,
     npix_fit: np.ndarray,
     npix_core_bad: np.ndarray,
+    psf_fit: np.ndarray,
+    flux_limit: np.ndarray,
 ) -> None:
-    """qfit, crowding and pixel counts of every star from the final residual and model."""
-    coef, grid_x, grid_y, o, cy, cx, _ = ep
+    """qfit, crowding and pixel counts of every star from the final residual and model;
+    ``psf_fit`` = Σ ePSF over the fit pixels (all of them, usable or not) and ``flux_limit``
+    = ``_FLUX_LIMIT_FINAL`` × (Σ|d| + 5 σ) / Σ P over the usable pixels of the footprint
+    (:func:`_data_bound`, ``d`` = the data less the other stars' models)."""
+    coef, grid_x, grid_y, o, cy, cx, radius = ep
     ny, nx = resid.shape
-    rc = math.ceil(core_r + 0.5)  # the footprint holding the core pixels
-    own_values = np.empty((2 * rc + 1, 2 * rc + 1))
+    size = 2 * radius + 1
+    own_values = np.empty((size, size))
+    rest = np.empty((size, size))
     for k in range(x.size):
         if not (math.isfinite(x[k]) and math.isfinite(y[k]) and math.isfinite(f[k])):
             qfit[k] = np.nan
             crowding[k] = np.nan
+            psf_fit[k] = np.nan
+            flux_limit[k] = np.nan
             continue
         ix = math.floor(x[k] + 0.5)
         iy = math.floor(y[k] + 0.5)
-        _footprint_at(coef, grid_x, grid_y, xm[k], ym[k], o, cy, cx, x[k], y[k], ix, iy, rc,
+        _footprint_at(coef, grid_x, grid_y, xm[k], ym[k], o, cy, cx, x[k], y[k], ix, iy, radius,
                       own_values)  # fmt: skip
         i0 = max(math.ceil(x[k] - fit_r), 0)
         i1 = min(math.floor(x[k] + fit_r), nx - 1)
@@ -424,6 +517,7 @@ def _final_measures(
         sabs = 0.0
         own = 0.0
         tot = 0.0
+        pfit = 0.0
         nfit = 0
         nbad = 0
         for j in range(j0, j1 + 1):
@@ -431,14 +525,28 @@ def _final_measures(
                 d2 = (i - x[k]) ** 2 + (j - y[k]) ** 2
                 if d2 > fit_r * fit_r:
                     continue
+                p = own_values[j - iy + radius, i - ix + radius]
+                pfit += p
                 if d2 <= core_r * core_r:
-                    own += f[k] * own_values[j - iy + rc, i - ix + rc]
+                    own += f[k] * p
                     tot += model[j, i]
                     if not valid[j, i]:
                         nbad += 1
                 if weight[j, i] > 0.0:
                     sabs += abs(resid[j, i])
                     nfit += 1
+        # the data less the other stars' models over the footprint: residual + own model
+        for jj in range(size):
+            j = iy - radius + jj
+            for ii in range(size):
+                i = ix - radius + ii
+                if 0 <= j < ny and 0 <= i < nx:
+                    rest[jj, ii] = resid[j, i] + f[k] * own_values[jj, ii]
+                else:
+                    rest[jj, ii] = 0.0
+        bound, sp = _data_bound_local(rest, weight, own_values, ix - radius, iy - radius)
+        flux_limit[k] = _FLUX_LIMIT_FINAL * bound / max(sp, 1e-3)
+        psf_fit[k] = pfit
         npix_fit[k] = nfit
         npix_core_bad[k] = nbad
         qfit[k] = sabs / f[k] if (nfit > 0 and f[k] > 0.0) else np.nan
@@ -451,6 +559,19 @@ def _final_measures(
 # --------------------------------------------------------------------------------------------
 # background and detection
 # --------------------------------------------------------------------------------------------
+
+
+def _nanmedian_rows(a: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(a, axis=1)`` (same values) without its slow per-row path for rows that
+    hold NaN: one sort (NaN last), then the middle finite element(s) of each row."""
+    s = np.sort(a, axis=1)
+    n = np.isfinite(a).sum(axis=1)
+    rows = np.arange(a.shape[0])
+    lo = np.maximum((n - 1) // 2, 0)
+    hi = np.minimum(n // 2, a.shape[1] - 1)
+    out = 0.5 * (s[rows, lo] + s[rows, hi])
+    out[n == 0] = np.nan
+    return out
 
 
 def estimate_background(
@@ -483,13 +604,13 @@ def estimate_background(
     if usable.any():
         vals = blocks[usable]
         for _ in range(3):
-            med = np.nanmedian(vals, axis=1)
-            mad = 1.4826 * np.nanmedian(np.abs(vals - med[:, None]), axis=1)
+            med = _nanmedian_rows(vals)
+            mad = 1.4826 * _nanmedian_rows(np.abs(vals - med[:, None]))
             vals = np.where(np.abs(vals - med[:, None]) > clip_sigma * mad[:, None], np.nan, vals)
         if statistic == "mean":
             mesh[usable] = np.nanmean(vals, axis=1)
         elif statistic == "median":
-            mesh[usable] = np.nanmedian(vals, axis=1)
+            mesh[usable] = _nanmedian_rows(vals)
         else:
             raise ValueError(f"unknown statistic {statistic!r}")
     if not np.isfinite(mesh).any():
@@ -999,10 +1120,12 @@ def measure_objects(
     crowd = np.empty(n)
     nfit = np.zeros(n, dtype=np.int64)
     ncore_bad = np.zeros(n, dtype=np.int64)
+    psf_fit = np.empty(n)
+    flux_limit = np.empty(n)
     lx, ly, lf = x[live], y[live], f[live]
     _final_measures(
         resid, model_clean, weight, valid, lx, ly, lf, xm[live], ym[live], ep,
-        fit_radius, core_radius, qfit, crowd, nfit, ncore_bad,
+        fit_radius, core_radius, qfit, crowd, nfit, ncore_bad, psf_fit, flux_limit,
     )  # fmt: skip
     del model
 
@@ -1038,7 +1161,13 @@ def measure_objects(
             flags[a[lf[b] > lf[a]]] |= _F_BLENDED
             flags[b[lf[a] > lf[b]]] |= _F_BLENDED
     ferr = np.sqrt(var_f[live])
-    nodata = (nfit == 0) | ~np.isfinite(ferr)
+    # not measured: no usable fit pixel, no finite error, an ePSF with (almost) nothing of
+    # itself in the fit disc (a broken ePSF fits nothing there), or a flux beyond what the
+    # data around the star can hold (a fit that ran away)
+    with np.errstate(invalid="ignore"):
+        nodata = (nfit == 0) | ~np.isfinite(ferr) | ~(ferr > 0) | ~np.isfinite(lf)
+        nodata |= ~(psf_fit >= _MIN_PSF_FIT) | ~(lf <= flux_limit)
+        nodata |= ~(np.abs(lf) < np.finfo(np.float32).max / 1e6)
     flags[nodata] |= _F_NO_DATA
     flux = np.where(nodata, np.nan, lf)
     ferr = np.where(nodata, np.nan, ferr)

@@ -43,12 +43,15 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from msos.catalog.kernel import estimate_background
 from msos.psf.model import (
     EPSFGrid,
     _add_star,
     _corner,
+    _footprint_epsf,
     _footprint_epsf_gradient,
     _grid_weights,
+    _row_order,
     gaussian_epsf,
     render_stars,
     to_gridded_psf,
@@ -69,6 +72,7 @@ def select_psf_stars(
     saturated: np.ndarray | None = None,
     min_snr: float = 50.0,
     min_separation: float = 2.0,
+    close_ratio: float = 0.1,
     max_neighbour_ratio: float = 0.5,
     stamp_radius: float = 5.0,
     core_radius: float = 2.0,
@@ -76,7 +80,14 @@ def select_psf_stars(
 ) -> np.ndarray:
     """Boolean mask of the stars suited to building the ePSF (see the module docstring).
 
-    ``min_snr`` applies to ``flux / flux_err`` when errors are given.
+    ``min_snr`` applies to ``flux / flux_err`` when errors are given. A neighbour within
+    ``min_separation`` disqualifies a star only if it holds more than ``close_ratio`` × the
+    star's flux: a catalog measured with a first-guess PSF that lacks the diffraction ring
+    (a Gaussian for an obscured Airy pattern) finds faint "stars" on the ring of every bright
+    star (a few % of its flux each), and rejecting every star with any object that close would
+    reject exactly the bright stars the ePSF needs, leaving faint ones sitting in the wings of
+    brighter stars. (The build refits such objects' fluxes with the current ePSF: once the
+    ePSF holds the ring they drop to ~0.)
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -101,7 +112,10 @@ def select_psf_stars(
         pts = np.column_stack([np.nan_to_num(x), np.nan_to_num(y)])
         tree = cKDTree(pts)
         close = tree.query_pairs(min_separation, output_type="ndarray")
-        ok[close.ravel()] = False
+        if len(close):
+            a, b = close[:, 0], close[:, 1]
+            ok[a[~(flux[b] <= close_ratio * flux[a])]] = False
+            ok[b[~(flux[a] <= close_ratio * flux[b])]] = False
         pairs = tree.query_pairs(stamp_radius, output_type="ndarray")
         if len(pairs):
             a, b = pairs[:, 0], pairs[:, 1]
@@ -188,6 +202,54 @@ def _fit_stars(
 
 
 @numba.njit(cache=True)
+def _refit_fluxes(
+    resid: np.ndarray,
+    weight: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    f: np.ndarray,
+    ep: tuple,
+    fit_r: float,
+) -> None:
+    """Flux (≥ 0, position held) of every star with the current ePSF, one star at a time.
+
+    ``resid`` is the image minus every model: the star's model is added back, its flux is the
+    weighted linear least-squares fit over the pixels within ``fit_r`` (unchanged if it has
+    none) and its new model is subtracted (one Gauss–Seidel sweep).
+    """
+    coef, grid_x, grid_y, o, cy, cx, radius = ep
+    ny, nx = resid.shape
+    values = np.empty((2 * radius + 1, 2 * radius + 1))
+    rf = min(math.ceil(fit_r + 0.5), radius)  # the pixels holding the fit disc
+    for k in _row_order(y, ny):  # row by row: the footprints stay in cache
+        if not (math.isfinite(x[k]) and math.isfinite(y[k]) and math.isfinite(f[k])):
+            continue
+        ix = math.floor(x[k] + 0.5)
+        iy = math.floor(y[k] + 0.5)
+        if ix < -radius or ix > nx - 1 + radius or iy < -radius or iy > ny - 1 + radius:
+            continue
+        _footprint_epsf(coef, grid_x, grid_y, o, cy, cx, x[k], y[k], ix, iy, radius, values)
+        a = 0.0
+        b = 0.0
+        for j in range(max(iy - rf, 0), min(iy + rf, ny - 1) + 1):
+            for i in range(max(ix - rf, 0), min(ix + rf, nx - 1) + 1):
+                w = weight[j, i]
+                if w <= 0.0 or (i - x[k]) ** 2 + (j - y[k]) ** 2 > fit_r * fit_r:
+                    continue
+                p = values[j - iy + radius, i - ix + radius]
+                a += w * p * p
+                b += w * p * (resid[j, i] + f[k] * p)
+        if not (a > 0.0):
+            continue
+        new = max(b / a, 0.0)
+        change = new - f[k]
+        f[k] = new
+        for j in range(max(iy - radius, 0), min(iy + radius, ny - 1) + 1):
+            for i in range(max(ix - radius, 0), min(ix + radius, nx - 1) + 1):
+                resid[j, i] -= change * values[j - iy + radius, i - ix + radius]
+
+
+@numba.njit(cache=True)
 def _accumulate(
     resid: np.ndarray,
     var: np.ndarray,
@@ -205,20 +267,30 @@ def _accumulate(
     mean_in: np.ndarray,
     rms_in: np.ndarray,
     acc: np.ndarray,
+    model: np.ndarray,
+    model_error: float,
+    ep: tuple,
 ) -> None:
     """Residual samples → per node and stamp grid point sums (one clipping round).
 
-    ``resid`` is the image minus every model. ``acc[n, 0/1/2/3, r, c]`` = Σω·r, Σω, Σω·r², Σb
-    (r = residual / flux, b = bilinear node weight, ω = b × inverse variance of r). With
-    ``clip > 0`` samples whose normalised deviation from the previous round's mean exceeds
-    ``clip`` × max(1, that round's rms) are skipped.
+    ``resid`` is the image minus every model, ``model`` every model. ``acc[n, 0/1/2/3, r, c]``
+    = Σω·r, Σω, Σω·r², Σb (r = residual / flux, b = bilinear node weight, ω = b × inverse
+    variance of r; that variance is the pixel's plus ``(model_error × the other stars'
+    model)²``, so a pixel where a neighbour's imperfect model dominates says little about this
+    star's ePSF). With ``clip > 0`` samples whose normalised deviation from the previous
+    round's mean exceeds ``clip`` × max(1, that round's rms) are skipped.
     """
+    coef, gx_, gy_, o, cy, cx, rfoot = ep
+    own = np.empty((2 * rfoot + 1, 2 * rfoot + 1))
     ny, nx = resid.shape
     c = 0.5 * (size - 1)
     ngx = grid_x.size
     for k in range(x.size):
         if not use[k] or not (f[k] > 0.0):
             continue
+        ixk = math.floor(x[k] + 0.5)
+        iyk = math.floor(y[k] + 0.5)
+        _footprint_epsf(coef, gx_, gy_, o, cy, cx, x[k], y[k], ixk, iyk, rfoot, own)
         weights = _grid_weights(grid_x, grid_y, x[k], y[k])
         i0 = max(math.ceil(x[k] - radius), 0)
         i1 = min(math.floor(x[k] + radius), nx - 1)
@@ -235,7 +307,12 @@ def _accumulate(
                 if r_ < 0 or r_ >= size or c_ < 0 or c_ >= size:
                     continue
                 res = resid[j, i] / f[k]
-                w = f[k] * f[k] / var[j, i]
+                jj = j - iyk + rfoot
+                ii = i - ixk + rfoot
+                others = model[j, i]
+                if 0 <= jj < own.shape[0] and 0 <= ii < own.shape[1]:
+                    others -= f[k] * own[jj, ii]
+                w = f[k] * f[k] / (var[j, i] + (model_error * others) ** 2)
                 for q in range(4):
                     gy, gx, bq = _corner(weights, q)
                     if bq == 0.0:
@@ -337,6 +414,11 @@ def build_epsf_grid(
     min_stars: float = 15.0,
     centre_radius: float = 1.5,
     smooth: bool = True,
+    refit_neighbours: bool = True,
+    background_box: int | None = 32,
+    model_error: float = 0.05,
+    ghost_radius: float = 3.0,
+    ghost_ratio: float = 0.05,
 ) -> EPSFBuildResult:
     """Build a ``grid_shape`` (ny, nx) ePSF grid from the PSF stars ``x, y, flux``.
 
@@ -346,6 +428,11 @@ def build_epsf_grid(
     Grid nodes sit at the centres of ``grid_shape`` equal cells of the image. ``initial``:
     the first guess (an ePSF grid of the same ``oversampling``, resampled to the nodes and
     cropped or padded to ``stamp_radius``) instead of a Gaussian of ``initial_fwhm``.
+    ``refit_neighbours``: refit the neighbours' fluxes with the current ePSF every iteration
+    (their catalog fluxes come from the first-guess PSF). ``background_box``: re-measure the
+    background every iteration as the clipped mean of ``image − every model`` in boxes of
+    this size (``None``: keep ``background``). ``model_error``: fractional error of the
+    neighbours' models, added to the variance of the samples they dominate.
     """
     data = np.asarray(image, dtype=np.float64) - background
     ny, nx = data.shape
@@ -387,9 +474,12 @@ def build_epsf_grid(
     sf = np.array(flux, dtype=np.float64)
     use = np.isfinite(sx_) & np.isfinite(sy_) & np.isfinite(sf) & (sf > 0)
     if neighbours is not None:
-        nbx, nby, nbf = (np.asarray(a, dtype=np.float64) for a in neighbours)
+        nbx, nby, nbf = (np.array(a, dtype=np.float64) for a in neighbours)  # copies
     else:
         nbx = nby = nbf = np.zeros(0)
+    if ghost_ratio > 0 and nbx.size:
+        keep = ~_ghosts(nbx, nby, nbf, sx_[use], sy_[use], sf[use], ghost_radius, ghost_ratio)
+        nbx, nby, nbf = nbx[keep], nby[keep], nbf[keep]
     n_nodes = gny * gnx
     node_x, node_y = (a.ravel() for a in np.meshgrid(grid_x, grid_y))
     fit_footprint = math.ceil(fit_radius + 0.5)
@@ -407,6 +497,17 @@ def build_epsf_grid(
         resid = data.copy()
         render_stars(resid.shape, nbx, nby, -nbf, epsf, out=resid)
         render_stars(resid.shape, sx_[use], sy_[use], -sf[use], epsf, out=resid)
+        if refit_neighbours and nbx.size:
+            _refit_fluxes(resid, weight, nbx, nby, nbf, ep, fit_radius)
+        if background_box:
+            # the mean level of what no model holds (sky, unresolved stars, the wings beyond
+            # the stamps): with a first-guess PSF it held the wings the guess lacks
+            level = estimate_background(
+                np.where(badm, np.nan, resid), badm, box=background_box, statistic="mean"
+            ).astype(np.float64)
+            level[badm] = 0.0
+            data -= level
+            resid -= level
         _fit_stars(resid, weight, sx_, sy_, sf, use, ep, fit_radius, 4)  # refitted in resid
         kept = use.copy()
         use &= np.isfinite(sf) & (sf > 0)
@@ -414,12 +515,13 @@ def build_epsf_grid(
         use &= (sy_ >= stamp_radius) & (sy_ <= ny - 1 - stamp_radius)
         dropped = kept & ~use  # no longer used: left in the residual, unsubtracted
         render_stars(resid.shape, sx_[dropped], sy_[dropped], sf[dropped], epsf, out=resid)
+        model = data - resid  # every model (data is 0 on bad pixels, resid −model there)
         acc = np.zeros((n_nodes, 4, size, size))
         mean = np.zeros((n_nodes, size, size))
         rms = np.ones((n_nodes, size, size))
         _accumulate(
             resid, var, badm, sx_, sy_, sf, use, size, grid_x, grid_y, os,
-            float(stamp_radius), 0.0, mean, rms, acc,
+            float(stamp_radius), 0.0, mean, rms, acc, model, model_error, ep,
         )  # fmt: skip
         if clip_sigma > 0:
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -429,7 +531,7 @@ def build_epsf_grid(
             acc = np.zeros((n_nodes, 4, size, size))
             _accumulate(
                 resid, var, badm, sx_, sy_, sf, use, size, grid_x, grid_y, os,
-                float(stamp_radius), clip_sigma, mean, rms, acc,
+                float(stamp_radius), clip_sigma, mean, rms, acc, model, model_error, ep,
             )  # fmt: skip
         with np.errstate(invalid="ignore", divide="ignore"):
             delta = np.where(acc[:, 1] > 0, acc[:, 0] / acc[:, 1], 0.0)
@@ -448,6 +550,10 @@ def build_epsf_grid(
             flat[n] = _recentre(flat[n], os, centre_radius)
             flat[n] *= os**2 / flat[n].sum()
         new = flat.reshape(gny, gnx, size, size)
+        if not _peaks_central(new, core):
+            # a stamp whose peak left the centre has diverged: keep the last sane grid
+            converged = False
+            break
         change = float(np.max(np.abs(new - stamps)[:, :, core]) / np.max(new))
         stamps = new
         if change < tol:
@@ -463,6 +569,42 @@ def build_epsf_grid(
         converged=converged,
         max_change=change,
     )
+
+
+def _ghosts(
+    x: np.ndarray,
+    y: np.ndarray,
+    f: np.ndarray,
+    sx: np.ndarray,
+    sy: np.ndarray,
+    sf: np.ndarray,
+    radius: float,
+    ratio: float,
+) -> np.ndarray:
+    """Neighbours ``(x, y, f)`` within ``radius`` of an object (neighbour or PSF star
+    ``(sx, sy, sf)``) more than ``1 / ratio`` times brighter: mostly pieces of that object's
+    diffraction ring that a catalog made with a ring-less first-guess PSF took for stars."""
+    ax = np.concatenate([x, sx])
+    ay = np.concatenate([y, sy])
+    af = np.concatenate([f, sf])
+    out = np.zeros(x.size, dtype=bool)
+    pairs = cKDTree(np.column_stack([ax, ay])).query_pairs(radius, output_type="ndarray")
+    if len(pairs):
+        a, b = pairs[:, 0], pairs[:, 1]
+        faint_a = af[a] < ratio * af[b]
+        faint_b = af[b] < ratio * af[a]
+        out[a[faint_a & (a < x.size)]] = True
+        out[b[faint_b & (b < x.size)]] = True
+    return out
+
+
+def _peaks_central(stamps: np.ndarray, core: np.ndarray) -> bool:
+    """Whether every stamp is finite and has its maximum (a positive one) in ``core``."""
+    flat = stamps.reshape(-1, stamps.shape[-2] * stamps.shape[-1])
+    if not np.all(np.isfinite(flat)):
+        return False
+    peak = flat.argmax(axis=1)
+    return bool(np.all(core.ravel()[peak]) and np.all(flat.max(axis=1) > 0))
 
 
 def _resize(stamp: np.ndarray, size: int) -> np.ndarray:
