@@ -55,7 +55,8 @@ def test_a_fresh_environment_with_only_roman_schemas_opens_every_product(
 ):
     files = []
     for cls in registered_products().values():
-        files.append(write_product(cls.example(), tmp_path / f"{cls.product_type}-{cls.schema_version}.asdf"))
+        path = tmp_path / f"{cls.product_type}-{cls.schema_version}.asdf"
+        files.append(write_product(cls.example(), path))
     result = subprocess.run(
         [str(standalone_python), "-I", "-c", READER, *map(str, files)],
         capture_output=True,
