@@ -171,11 +171,16 @@ def _report(result: object) -> None:
         typer.echo(f"{result.step}: {state}: {record.uri}")
 
 
-def demo(ctx: typer.Context) -> None:
+def demo(
+    ctx: typer.Context,
+    shape: Annotated[int, typer.Option(help="simulated image size (pixels per side)")] = 384,
+    epochs: Annotated[int, typer.Option(help="simulated epochs (15 min apart)")] = 24,
+    seed: Annotated[int, typer.Option(help="simulation seed")] = 5,
+) -> None:
     """Simulate a small partition and run the whole photometry on it (the ./dev demo)."""
     from msos.demo import run_demo
 
-    run_demo(ctx.obj, typer.echo)
+    run_demo(ctx.obj, typer.echo, shape=shape, epochs=epochs, seed=seed)
 
 
 def register(app: typer.Typer) -> None:

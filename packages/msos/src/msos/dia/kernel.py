@@ -1131,7 +1131,8 @@ def choose_stamps(
     """One stamp per cell of a ``grid`` (rows × columns of cells) over the image: in each cell,
     the ``size``-pixel window (centres every ``step`` pixels) richest in reference structure —
     the gradient energy ``Σ (∇R)² / var_R``, i.e. bright unsaturated stars — of its clean
-    pixels, among windows with at most ``max_bad_fraction`` unclean ones. A clean pixel has a
+    pixels, among windows with at most ``max_bad_fraction`` unclean ones (an image too small
+    for ``grid`` cells of at least ``size`` pixels gets as many as fit). A clean pixel has a
     clean kernel footprint: no bad / NaN reference pixel within ``kernel_size // 2``, no
     pixel ≥ ``saturation`` within ``kernel_size // 2 + 2`` (wings), and it is not
     ``epoch_bad``. A cell without such a window gets no stamp.
@@ -1150,6 +1151,9 @@ def choose_stamps(
     if emask is not None:
         avoid |= emask
     gy, gx = (grid, grid) if isinstance(grid, int) else grid
+    # a small image gets fewer cells: each must hold a whole stamp
+    gy = max(1, min(gy, (ny - 2 * h) // size))
+    gx = max(1, min(gx, (nx - 2 * h) // size))
     lo_y, hi_y = half + h, ny - 1 - half - h
     lo_x, hi_x = half + h, nx - 1 - half - h
     if hi_y < lo_y or hi_x < lo_x:

@@ -125,6 +125,19 @@ def test_the_kernel_and_background_are_the_injected_ones(solution):
     np.testing.assert_allclose(background_at(solution, x, y), true_background(x, y), atol=3.0)
 
 
+def test_a_small_image_gets_as_many_stamp_cells_as_fit():
+    rng = np.random.default_rng(4)
+    reference = (100 + rng.exponential(300, (96, 96))).astype(np.float32)
+    stamps = choose_stamps(reference, grid=12, size=19)  # 12 cells of 19 px do not fit in 96
+    assert 1 <= len(stamps.x) <= 16  # 4 × 4 cells
+    half = stamps.size // 2
+    xs, ys = np.asarray(stamps.x), np.asarray(stamps.y)
+    for a in range(len(xs)):  # whole stamps, none overlapping
+        assert half <= xs[a] <= 95 - half and half <= ys[a] <= 95 - half
+        for b in range(a):
+            assert abs(xs[a] - xs[b]) >= stamps.size or abs(ys[a] - ys[b]) >= stamps.size
+
+
 def test_the_kernel_is_a_convolution_kernel():
     """K[h, h + 1] moves light by +1 pixel in x, K[h + 1, h] by +1 in y."""
     rng = np.random.default_rng(3)
