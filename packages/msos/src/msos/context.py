@@ -3,6 +3,7 @@ fiducial catalog, loaded once (and the rendered catalog scene, made on first use
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from msos.dia.kernel import Stamps, choose_stamps
-from msos.dia.phase import WING_TOLERANCE_SIGMA, SceneModel
+from msos.dia.phase import EDGE_TOLERANCE_SIGMA, SceneModel
 from msos.partition import Partition
 from msos.psf.model import EPSFGrid
 from roman_schemas.io import load_arrays
@@ -86,7 +87,11 @@ class PartitionReference:
         """The catalog stars rendered on the reference grid (made once)."""
         if "scene" not in self._cache:
             x, y = self.xy
-            tolerance = WING_TOLERANCE_SIGMA * float(np.nanmedian(np.sqrt(self.variance)))
+            # an epoch's pixel noise: the stack's times √(epochs stacked)
+            epoch_sigma = float(np.nanmedian(np.sqrt(self.variance))) * math.sqrt(
+                max(int(self.frame.n_epochs_stacked), 1)
+            )
+            tolerance = EDGE_TOLERANCE_SIGMA * epoch_sigma
             self._cache["scene"] = SceneModel.render(
                 self.shape, x, y, self.flux_image_unit(), self.epsf, tolerance
             )

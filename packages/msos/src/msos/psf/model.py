@@ -119,6 +119,7 @@ class EPSFGrid:
         self._padded: dict[tuple[int, int], np.ndarray] = {}
         self._polyphase: dict[tuple[int, ...], np.ndarray] = {}
         self._wing_fractions: np.ndarray | None = None
+        self._edge_values: np.ndarray | None = None
 
     @classmethod
     def from_gridded_psf(cls, psf: object, *, normalize: bool = False) -> EPSFGrid:
@@ -208,12 +209,17 @@ class EPSFGrid:
         """Footprint radius (pixels around the nearest one) holding the whole ePSF support."""
         return math.ceil(self.support + 0.5)
 
-    def footprint_radii(self, flux: np.ndarray, tolerance: float) -> np.ndarray:
+    def footprint_radii(
+        self, flux: np.ndarray, tolerance: float, *, per_pixel: bool = False
+    ) -> np.ndarray:
         """Per star, the smallest footprint radius (pixels, at least 1, at most
         :meth:`render_radius`) outside which its flux is at most ``tolerance`` (image unit),
-        whatever its sub-pixel phase and position (bound: :meth:`wing_fractions`)."""
+        whatever its sub-pixel phase and position (bound: :meth:`wing_fractions`) — or, with
+        ``per_pixel``, outside which no single pixel holds more than ``tolerance``
+        (bound: :meth:`edge_values`)."""
         flux = np.abs(np.asarray(flux, dtype=np.float64))
-        return _radii_for(flux, self.wing_fractions(), tolerance)
+        bound = self.edge_values() if per_pixel else self.wing_fractions()
+        return _radii_for(flux, bound, tolerance)
 
     def wing_fractions(self) -> np.ndarray:
         """``w[r]``: the most flux (per unit star flux, summing ``|ePSF|``) a footprint of
@@ -224,14 +230,27 @@ class EPSFGrid:
         spline between the samples (and its ringing just beyond the stamp's edge) counts.
         """
         if self._wing_fractions is None:
-            largest = self.render_radius()
-            coef, cy, cx = self.coefficients(largest)
-            phases = np.linspace(-0.5, 0.5, 2 * self.oversampling + 1)
-            phases[-1] = np.nextafter(0.5, 0.0)  # the nearest pixel changes at +½
-            fractions = np.zeros(largest + 1)
-            _wing_fractions(coef, self.oversampling, cy, cx, largest, phases, fractions)
-            self._wing_fractions = np.maximum.accumulate(fractions[::-1])[::-1]
+            self._wings()
         return self._wing_fractions
+
+    def edge_values(self) -> np.ndarray:
+        """``e[r]``: the largest ``|ePSF|`` (per unit star flux) of any pixel outside the
+        footprint of radius ``r``, ``r = 0 … render_radius()``; same maxima as
+        :meth:`wing_fractions`. Non-increasing, 0 at the end."""
+        if self._edge_values is None:
+            self._wings()
+        return self._edge_values
+
+    def _wings(self) -> None:
+        largest = self.render_radius()
+        coef, cy, cx = self.coefficients(largest)
+        phases = np.linspace(-0.5, 0.5, 2 * self.oversampling + 1)
+        phases[-1] = np.nextafter(0.5, 0.0)  # the nearest pixel changes at +½
+        fractions = np.zeros(largest + 1)
+        edges = np.zeros(largest + 1)
+        _wing_fractions(coef, self.oversampling, cy, cx, largest, phases, fractions, edges)
+        self._wing_fractions = np.maximum.accumulate(fractions[::-1])[::-1]
+        self._edge_values = np.maximum.accumulate(edges[::-1])[::-1]
 
     def coefficients(self, radius: int) -> tuple[np.ndarray, float, float]:
         """B-spline coefficients padded for footprints of ``radius``, and the centre index.
@@ -431,6 +450,7 @@ def render_stars(
     out: np.ndarray | None = None,
     *,
     wing_tolerance: float | None = None,
+    radii: np.ndarray | None = None,
 ) -> np.ndarray:
     """Add stars of ``flux`` at ``(x, y)`` into a float32 image of ``shape`` (or into ``out``,
     float32 or float64; a negative ``flux`` subtracts).
@@ -440,8 +460,10 @@ def render_stars(
     footprint is the smallest that leaves out at most that much of its flux, whatever its
     sub-pixel phase (:meth:`EPSFGrid.footprint_radii`), which saves time on faint stars when
     the ePSF's wings are faint (a Gaussian-like ePSF; broad Airy wings keep the footprints
-    large). Stars with a non-finite position or flux are skipped. About 10 µs per star with
-    a 27×27-pixel footprint on a grid of stamps (one core); less for smaller footprints.
+    large); or ``radii`` gives each star's footprint radius (pixels; clipped to
+    ``[1, render_radius()]``). Stars with a non-finite position or flux are skipped. About
+    10 µs per star with a 27×27-pixel footprint on a grid of stamps (one core); less for
+    smaller footprints.
     """
     if out is None:
         out = np.zeros(shape, dtype=np.float32)
@@ -457,7 +479,10 @@ def render_stars(
     if y.shape != x.shape:
         raise ValueError("x and y differ in length")
     radius = epsf.render_radius()
-    if wing_tolerance is None:
+    if radii is not None:
+        radii = np.clip(np.broadcast_to(np.asarray(radii, dtype=np.int64), x.shape), 1, radius)
+        radii = np.ascontiguousarray(radii)
+    elif wing_tolerance is None:
         radii = np.full(x.size, radius, dtype=np.int64)
     else:
         radii = epsf.footprint_radii(flux, wing_tolerance)
@@ -1005,13 +1030,16 @@ def _wing_fractions(
     radius: int,
     phases: np.ndarray,
     fractions: np.ndarray,
+    edges: np.ndarray,
 ) -> None:
     """``fractions[r] = max`` over the stamps ``coef[gy, gx]`` and the sub-pixel phases
     ``(dx, dy)`` (star at ``(dx, dy)`` from pixel ``(0, 0)``) of ``Σ |ePSF|`` over the pixels
-    of the ``radius`` footprint outside the ``r`` one."""
+    of the ``radius`` footprint outside the ``r`` one; ``edges[r]``: the same maximum of the
+    largest ``|ePSF|`` among those pixels."""
     size = 2 * radius + 1
     values = np.empty((size, size), dtype=np.float64)
     ring = np.empty(radius + 1, dtype=np.float64)
+    peak = np.empty(radius + 1, dtype=np.float64)
     for gy in range(coef.shape[0]):
         for gx in range(coef.shape[1]):
             for dy in phases:
@@ -1019,14 +1047,19 @@ def _wing_fractions(
                     values[:, :] = 0.0
                     _footprint_add(coef[gy, gx], 1.0, o, cy, cx, dx, dy, 0, 0, radius, values)
                     ring[:] = 0.0  # ring[k]: Σ |value| of the pixels at box distance k
+                    peak[:] = 0.0  # peak[k]: their largest |value|
                     for jj in range(size):
                         for ii in range(size):
                             k = max(abs(jj - radius), abs(ii - radius))
                             ring[k] += abs(values[jj, ii])
+                            peak[k] = max(peak[k], abs(values[jj, ii]))
                     outside = 0.0
+                    largest = 0.0
                     for r in range(radius, -1, -1):
                         fractions[r] = max(fractions[r], outside)
+                        edges[r] = max(edges[r], largest)
                         outside += ring[r]
+                        largest = max(largest, peak[r])
 
 
 @numba.njit(cache=True)
