@@ -31,8 +31,9 @@ EDGE_TOLERANCE_SIGMA = 0.1
 #: the scene is rendered in square tiles of this many pixels, each with the ePSF blended at
 #: its centre (one stamp instead of four per star: ~2× faster); a tile is at most a quarter of
 #: the grid's node spacing, so within it the ePSF differs from its bilinear blend by at most
-#: ~1/8 of the node-to-node change (≲ 0.05 % of a star's flux); the reference's model and the
-#: shifted one are rendered alike, so only the interpolated remainder carries that, at ≤ 0.2×.
+#: 1/4 of the node-to-node change (≲ 0.1 % of a star's flux on a Roman detector); the
+#: reference's model and the shifted one are rendered alike, so only the interpolated
+#: remainder carries that, at ≤ 0.2×.
 TILE_PIX = 256
 
 

@@ -81,3 +81,28 @@ def test_bad_reference_pixels_stay_bad_and_local(scene):
     interior = bad_e[4:-4, 4:-4]
     assert 1 <= interior.sum() <= 16  # around the bad pixel only (edges shift in empty)
     assert np.isfinite(image[~bad_e]).all() and np.isnan(image[bad_e]).all()
+
+
+def test_a_tiled_scene_matches_the_exact_render_of_a_varying_epsf():
+    rng = np.random.default_rng(5)
+    shape = (512, 512)
+    n = 2000
+    x, y = rng.uniform(0, 512, (2, n))
+    flux = 10 ** rng.uniform(0, 3, n)
+    # a few per cent of width change across the grid, as across a Roman detector
+    stamps = [gaussian_epsf(w, 4, half_width_pix=6) for w in (1.25, 1.26, 1.27, 1.28)]
+    epsf = EPSFGrid(np.array(stamps), [0, 511, 0, 511], [0, 0, 511, 511], 4)
+    scene = SceneModel.render(shape, x, y, flux, epsf)
+    assert len(scene.tiles) > 4  # tiles of at most a quarter of the node spacing
+    exact = render_stars(shape, x, y, flux, epsf)
+    # a tile reaches 1/8 of the node spacing from its centre along each axis: its stars'
+    # ePSF is within 1/4 of the change from the first node to the last
+    def unit(stamp):
+        single = EPSFGrid(stamp, oversampling=4)
+        return render_stars((41, 41), [20.3], [20.1], [1.0], single)
+
+    change = np.abs(unit(stamps[0]) - unit(stamps[-1])).max() * flux.max()
+    assert np.abs(scene.model - exact).max() <= 0.25 * change
+    moved = scene.rendered_at(shape, SHIFT)
+    exact_moved = render_stars(shape, x + SHIFT[0], y + SHIFT[1], flux, epsf)
+    assert np.abs(moved - exact_moved).max() <= 0.25 * change

@@ -231,6 +231,28 @@ def test_a_wing_tolerance_leaves_out_at_most_that_flux_at_any_phase():
             assert np.abs(whole - cut).sum() <= tolerance
 
 
+def test_per_pixel_radii_leave_no_pixel_above_the_tolerance_at_any_phase():
+    stamps = [
+        0.88 * gaussian_epsf(f, OVER, half_width_pix=7)
+        + 0.12 * gaussian_epsf(3 * f, OVER, half_width_pix=7)
+        for f in (1.2, 1.4)
+    ]
+    epsf = EPSFGrid(np.array(stamps * 2), [64, 192, 64, 192], [64, 64, 192, 192], OVER)
+    edges = epsf.edge_values()
+    assert np.all(np.diff(edges) <= 0) and edges[-1] == 0 and edges[0] > 0
+    rng = np.random.default_rng(9)
+    tolerance = 0.01
+    for flux in (1.0, 10.0, 100.0, 1e4):
+        [radius] = epsf.footprint_radii(np.array([flux]), tolerance, per_pixel=True)
+        # the per-pixel bound cuts less than the bound on the total flux left out
+        assert radius <= epsf.footprint_radii(np.array([flux]), tolerance)[0]
+        for x0, y0 in rng.uniform(60, 196, (12, 2)):
+            whole = render_stars((256, 256), [x0], [y0], [flux], epsf, out=np.zeros((256, 256)))
+            cut = render_stars((256, 256), [x0], [y0], [flux], epsf, out=np.zeros((256, 256)),
+                               radii=[radius])  # fmt: skip
+            assert np.abs(whole - cut).max() <= tolerance
+
+
 def test_pixels_are_the_rendered_footprint():
     epsf, _ = grid_2x2()
     values, i0, j0 = epsf.pixels(100.3, 80.6, 2)
