@@ -112,12 +112,21 @@ def process_partition(
     season: SeasonOption = "s01",
     reference_epochs: Annotated[int, typer.Option(help="epochs offered to the reference")] = 48,
     keep_differences: Annotated[bool, typer.Option(help="also store difference images")] = False,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="where the products go (file://… or s3://…); default --storage"),
+    ] = None,
 ) -> None:
     """Run reference, catalog, difference imaging, photometry and light curves for one
     (field, detector): the partition is read from the images. Exit 3 if epochs were rejected
     (the others are processed)."""
     from msos.partition_run import infer_partition
     from msos.partition_run import process_partition as run_partition
+    from ssc_common.settings import get_settings
+
+    if out is not None:  # before the context opens its storage
+        fields = ctx.obj.settings.model_dump(exclude_unset=True)
+        ctx.obj.settings = get_settings(**{**fields, "storage_url": out})
 
     partition = infer_partition(ctx.obj, images, season)
     typer.echo(f"partition {partition.name}: {len(images)} images")
