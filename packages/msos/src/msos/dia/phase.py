@@ -126,7 +126,7 @@ def phase_matched_reference(
     dx, dy = (float(s) for s in shift)
     residual = np.where(reference_bad, 0.0, reference - scene.model).astype(np.float32)
     moved, moved_bad, moved_variance, _ = resample(
-        residual, (dx, dy), bad=reference_bad, variance=reference_variance
+        residual, (dx, dy), bad=reference_bad, variance=reference_variance, want_level=False
     )
     stars = scene.rendered_at(reference.shape, (dx, dy))
     image = (stars + moved).astype(np.float32)

@@ -695,6 +695,65 @@ def _shift_1d(arr: np.ndarray, first: int, w: np.ndarray, axis: int, fill: float
     return out
 
 
+def _shift_2d(
+    arr: np.ndarray, first_x: int, wx: np.ndarray, first_y: int, wy: np.ndarray, fill: float
+) -> np.ndarray:
+    """:func:`_shift_1d` along x then y in one compiled pass each (float32 out, sums in
+    float64): ``out[j, i] = Σₗ wy[l] Σₖ wx[k] · arr[j + first_y + l, i + first_x + k]``."""
+    a = np.ascontiguousarray(arr, dtype=np.float32)
+    tmp = np.empty_like(a)
+    out = np.empty_like(a)
+    _taps_x(a, int(first_x), np.asarray(wx, dtype=np.float64), float(fill), tmp)
+    _taps_y(tmp, int(first_y), np.asarray(wy, dtype=np.float64), float(fill), out)
+    return out
+
+
+@numba.njit(cache=True, fastmath=True)
+def _taps_x(a: np.ndarray, first: int, w: np.ndarray, fill: float, out: np.ndarray) -> None:
+    ny, nx = a.shape
+    n = w.size
+    row = np.empty(nx)
+    for j in range(ny):
+        src = a[j]
+        dst = out[j]
+        row[:] = 0.0
+        for k in range(n):
+            wk = w[k]
+            off = first + k
+            lo = min(max(0, -off), nx)
+            hi = max(min(nx, nx - off), lo)
+            for i in range(lo, hi):
+                row[i] += wk * src[i + off]
+            for i in range(0, lo):
+                row[i] += wk * fill
+            for i in range(hi, nx):
+                row[i] += wk * fill
+        for i in range(nx):
+            dst[i] = row[i]
+
+
+@numba.njit(cache=True, fastmath=True)
+def _taps_y(a: np.ndarray, first: int, w: np.ndarray, fill: float, out: np.ndarray) -> None:
+    ny, nx = a.shape
+    n = w.size
+    row = np.empty(nx)
+    for j in range(ny):
+        dst = out[j]
+        row[:] = 0.0
+        for k in range(n):
+            wk = w[k]
+            line = j + first + k
+            if 0 <= line < ny:
+                src = a[line]
+                for i in range(nx):
+                    row[i] += wk * src[i]
+            else:
+                for i in range(nx):
+                    row[i] += wk * fill
+        for i in range(nx):
+            dst[i] = row[i]
+
+
 def _int_shift(arr: np.ndarray, k: int, axis: int, fill: float) -> np.ndarray:
     """``out[i] = arr[i + k]`` along ``axis`` (``fill`` outside)."""
     if k == 0:
@@ -741,11 +800,13 @@ def resample(
     variance: np.ndarray | None = None,
     kernel: str = "cubic",
     bad_weight: float = 0.02,
+    want_level: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """One epoch on the anchor grid: ``(image, invalid, variance', level)`` (float32 / bool).
 
     ``variance' = Σ w² v`` (per-pixel variance of the resampled image) and ``level = Σ|w| v /
-    Σ|w|`` (the epoch's local variance, for weights); both ``None`` without ``variance``.
+    Σ|w|`` (the epoch's local variance, for weights); both ``None`` without ``variance``
+    (``level`` also without ``want_level``).
     """
     data = np.asarray(image, dtype=np.float32)
     invalid = ~np.isfinite(data)
@@ -761,20 +822,20 @@ def resample(
     fx0, wx = resampling_weights(fxs, kernel)
     fy0, wy = resampling_weights(fys, kernel)
     # anchor pixel i samples epoch at i - dx = (i - ix) - fx: integer offset -ix, then weights
-    out = _shift_1d(clean, fx0 - ixs, wx, axis=1, fill=0.0)
-    out = _shift_1d(out, fy0 - iys, wy, axis=0, fill=0.0)
-    badw = _shift_1d(invalid.astype(np.float32), fx0 - ixs, np.abs(wx), axis=1, fill=1.0)
-    badw = _shift_1d(badw, fy0 - iys, np.abs(wy), axis=0, fill=1.0)
+    first_x, first_y = fx0 - ixs, fy0 - iys
+    out = _shift_2d(clean, first_x, wx, first_y, wy, 0.0)
+    badw = _shift_2d(invalid.astype(np.float32), first_x, np.abs(wx), first_y, np.abs(wy), 1.0)
     norm = float(np.abs(wx).sum() * np.abs(wy).sum())
     out_invalid = badw > bad_weight * norm
     vout = level = None
     if variance is not None:
         v = np.where(invalid, 0.0, var).astype(np.float32)
-        vout = _shift_1d(v, fx0 - ixs, wx * wx, axis=1, fill=0.0)
-        vout = _shift_1d(vout, fy0 - iys, wy * wy, axis=0, fill=0.0)
-        level = _shift_1d(v, fx0 - ixs, np.abs(wx) / np.abs(wx).sum(), axis=1, fill=0.0)
-        level = _shift_1d(level, fy0 - iys, np.abs(wy) / np.abs(wy).sum(), axis=0, fill=0.0)
-        out_invalid |= ~(vout > 0) | ~(level > 0)
+        vout = _shift_2d(v, first_x, wx * wx, first_y, wy * wy, 0.0)
+        out_invalid |= ~(vout > 0)
+        if want_level:
+            level = _shift_2d(v, first_x, np.abs(wx) / np.abs(wx).sum(), first_y,
+                              np.abs(wy) / np.abs(wy).sum(), 0.0)  # fmt: skip
+            out_invalid |= ~(level > 0)
     return out.astype(np.float32), out_invalid, vout, level
 
 

@@ -210,3 +210,18 @@ def test_stacker_guards():
     out = st.result()
     assert np.allclose(out.image, 1.0) and np.all(out.coverage == 1)
     assert reference_subset([(0.4, 0.0), (1.0, 0.0), (0.1, 0.2), (0.0, 0.0)], 2) == [1, 3]
+
+
+@pytest.mark.parametrize("kernel", ["cubic", "lanczos3", "nearest"])
+@pytest.mark.parametrize("shift", [(0.3, -0.2), (2.6, -3.4), (0.0, 0.0), (-0.5, 0.5), (400.0, 2.2)])
+def test_the_compiled_2d_shift_is_the_two_1d_shifts(kernel, shift):
+    from msos.reference.kernel import _shift_1d, _shift_2d, resampling_weights, split_shift
+
+    image = np.random.default_rng(1).normal(size=(120, 97)).astype(np.float32)
+    (ix, fx), (iy, fy) = split_shift(shift[0]), split_shift(shift[1])
+    fx0, wx = resampling_weights(fx, kernel)
+    fy0, wy = resampling_weights(fy, kernel)
+    for fill in (0.0, 1.0):
+        two = _shift_1d(_shift_1d(image, fx0 - ix, wx, 1, fill), fy0 - iy, wy, 0, fill)
+        one = _shift_2d(image, fx0 - ix, wx, fy0 - iy, wy, fill)
+        np.testing.assert_allclose(one, two, atol=1e-5)
