@@ -173,41 +173,19 @@ _MIN_PSF_FIT = 0.05
 
 @numba.njit(cache=True)
 def _data_bound(
-    resid: np.ndarray,
+    d: np.ndarray,
+    dj: int,
+    di: int,
     weight: np.ndarray,
     values: np.ndarray,
     i0: int,
     j0: int,
 ) -> tuple[float, float]:
     """``(Σ|d| + 5 σ, Σ P)`` over the usable pixels of a footprint ``values`` (ePSF of one star,
-    pixel ``(j0 + jj, i0 + ii)``): ``d`` = ``resid`` there (the data less every *other*
-    model), ``σ²`` = Σ variance. A star of flux ``F`` puts ``F Σ P`` there: at most ``Σ d`` +
-    noise, whatever its neighbours."""
-    ny, nx = resid.shape
-    sabs = 0.0
-    svar = 0.0
-    sp = 0.0
-    for jj in range(values.shape[0]):
-        j = j0 + jj
-        if j < 0 or j >= ny:
-            continue
-        for ii in range(values.shape[1]):
-            i = i0 + ii
-            if i < 0 or i >= nx:
-                continue
-            w = weight[j, i]
-            if w > 0.0:
-                sabs += abs(resid[j, i])
-                svar += 1.0 / w
-                sp += values[jj, ii]
-    return sabs + 5.0 * math.sqrt(svar), sp
-
-
-@numba.njit(cache=True)
-def _data_bound_local(
-    d: np.ndarray, weight: np.ndarray, values: np.ndarray, i0: int, j0: int
-) -> tuple[float, float]:
-    """:func:`_data_bound` with ``d`` given over the footprint (``d[jj, ii]``)."""
+    pixel ``(j0 + jj, i0 + ii)``): ``d`` (the data less every *other* model) is read at
+    ``d[j − dj, i − di]`` (the residual image: 0, 0; the footprint alone: j0, i0), ``σ²`` =
+    Σ variance. A star of flux ``F`` puts ``F Σ P`` there: at most ``Σ d`` + noise, whatever
+    its neighbours."""
     ny, nx = weight.shape
     sabs = 0.0
     svar = 0.0
@@ -222,7 +200,7 @@ def _data_bound_local(
                 continue
             w = weight[j, i]
             if w > 0.0:
-                sabs += abs(d[jj, ii])
+                sabs += abs(d[j - dj, i - di])
                 svar += 1.0 / w
                 sp += values[jj, ii]
     return sabs + 5.0 * math.sqrt(svar), sp
@@ -238,7 +216,7 @@ def _flux_cap(
     touches, ix, iy = _star_pixel(x0, y0, 0.0, radius, resid.shape[0], resid.shape[1])
     if not touches:
         return np.inf
-    bound, sp = _data_bound(resid, weight, values, ix - radius, iy - radius)
+    bound, sp = _data_bound(resid, 0, 0, weight, values, ix - radius, iy - radius)
     return _FLUX_CAP * bound / max(sp, 1e-3)
 
 
@@ -544,7 +522,8 @@ def _final_measures(
                     rest[jj, ii] = resid[j, i] + f[k] * own_values[jj, ii]
                 else:
                     rest[jj, ii] = 0.0
-        bound, sp = _data_bound_local(rest, weight, own_values, ix - radius, iy - radius)
+        i0, j0 = ix - radius, iy - radius
+        bound, sp = _data_bound(rest, j0, i0, weight, own_values, i0, j0)
         flux_limit[k] = _FLUX_LIMIT_FINAL * bound / max(sp, 1e-3)
         psf_fit[k] = pfit
         npix_fit[k] = nfit
