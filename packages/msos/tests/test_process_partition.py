@@ -93,11 +93,10 @@ def test_every_epoch_is_processed_into_one_daily_product(processed):
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="open (issue 4): the ePSF built from one stacked frame has a pixel-phase "
-    "degeneracy (positions and fluxes biased with sub-pixel phase, the ePSF warped to match); "
-    "its ~1% phase-dependent error leaves bright stars' differences scattering 1.3-2x their "
-    "pixel noise (chi2 4.2 at 16-20 mag, 1.4 at 23.5-25; 0.95 at all magnitudes with the truth "
-    "ePSF). Fix: build the ePSF from the dithered epochs, positions shared across epochs.",
+    reason="open (issue 4): the ePSF, now built from the dithered epochs (positions and "
+    "fluxes shared across epochs), still errs by ~0.3% of a star's flux with sub-pixel phase; "
+    "bright constant stars scatter 1.1-1.2x their pixel noise (chi2 1.42 at 16-20 mag, 1.30 at "
+    "22-23.5; 0.95 at all magnitudes with the truth ePSF)",
 )
 def test_constant_stars_scatter_as_their_errors_predict_at_every_magnitude(processed, simulated):
     _, daily, _ = processed

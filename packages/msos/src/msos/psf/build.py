@@ -36,6 +36,7 @@ Algorithm (Anderson & King 2000, extended to a grid of nodes):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numba
@@ -47,6 +48,7 @@ from msos.catalog.kernel import estimate_background
 from msos.psf.model import (
     EPSFGrid,
     _add_star,
+    _bspline_weights,
     _corner,
     _footprint_epsf,
     _footprint_epsf_gradient,
@@ -58,7 +60,7 @@ from msos.psf.model import (
 )
 from roman_schemas.products.msos import GriddedPSF
 
-__all__ = ["EPSFBuildResult", "build_epsf_grid", "select_psf_stars"]
+__all__ = ["EPSFBuildResult", "build_epsf_from_epochs", "build_epsf_grid", "select_psf_stars"]
 
 
 def select_psf_stars(
@@ -249,6 +251,33 @@ def _refit_fluxes(
                 resid[j, i] -= change * values[j - iy + radius, i - ix + radius]
 
 
+@numba.njit(cache=True, inline="always")
+def _sample_star(
+    ep: tuple,
+    grid_x: np.ndarray,
+    grid_y: np.ndarray,
+    x0: float,
+    y0: float,
+    radius: float,
+    ny: int,
+    nx: int,
+    own: np.ndarray,
+) -> tuple:
+    """What every sample loop needs of one star: its nearest pixel, its ePSF footprint (into
+    ``own``, the footprint radius of ``ep``), its bilinear node weights and the box of pixels
+    within ``radius`` (clipped to the image)."""
+    coef, gx_, gy_, o, cy, cx, rfoot = ep
+    ixk = math.floor(x0 + 0.5)
+    iyk = math.floor(y0 + 0.5)
+    _footprint_epsf(coef, gx_, gy_, o, cy, cx, x0, y0, ixk, iyk, rfoot, own)
+    weights = _grid_weights(grid_x, grid_y, x0, y0)
+    i0 = max(math.ceil(x0 - radius), 0)
+    i1 = min(math.floor(x0 + radius), nx - 1)
+    j0 = max(math.ceil(y0 - radius), 0)
+    j1 = min(math.floor(y0 + radius), ny - 1)
+    return ixk, iyk, weights, i0, i1, j0, j1
+
+
 @numba.njit(cache=True)
 def _accumulate(
     resid: np.ndarray,
@@ -280,7 +309,7 @@ def _accumulate(
     star's ePSF). With ``clip > 0`` samples whose normalised deviation from the previous
     round's mean exceeds ``clip`` × max(1, that round's rms) are skipped.
     """
-    coef, gx_, gy_, o, cy, cx, rfoot = ep
+    rfoot = ep[6]
     own = np.empty((2 * rfoot + 1, 2 * rfoot + 1))
     ny, nx = resid.shape
     c = 0.5 * (size - 1)
@@ -288,14 +317,9 @@ def _accumulate(
     for k in range(x.size):
         if not use[k] or not (f[k] > 0.0):
             continue
-        ixk = math.floor(x[k] + 0.5)
-        iyk = math.floor(y[k] + 0.5)
-        _footprint_epsf(coef, gx_, gy_, o, cy, cx, x[k], y[k], ixk, iyk, rfoot, own)
-        weights = _grid_weights(grid_x, grid_y, x[k], y[k])
-        i0 = max(math.ceil(x[k] - radius), 0)
-        i1 = min(math.floor(x[k] + radius), nx - 1)
-        j0 = max(math.ceil(y[k] - radius), 0)
-        j1 = min(math.floor(y[k] + radius), ny - 1)
+        ixk, iyk, weights, i0, i1, j0, j1 = _sample_star(
+            ep, grid_x, grid_y, x[k], y[k], radius, ny, nx, own
+        )
         for j in range(j0, j1 + 1):
             for i in range(i0, i1 + 1):
                 if bad[j, i] or not (var[j, i] > 0.0):
@@ -453,22 +477,7 @@ def build_epsf_grid(
     grid_y = (np.arange(gny) + 0.5) * ny / gny
     os = int(oversampling)
     size = 2 * stamp_radius * os + 1
-    if initial is not None:
-        if not isinstance(initial, EPSFGrid):
-            raise TypeError(
-                f"initial must be an msos.psf.model.EPSFGrid, not {type(initial).__name__} (a "
-                "GriddedPSF converts with EPSFGrid.from_gridded_psf(psf, normalize=True))"
-            )
-        if initial.oversampling != os:
-            raise ValueError(f"initial has oversampling {initial.oversampling}, not {os}")
-        stamps = np.empty((gny, gnx, size, size))
-        for a in range(gny):
-            for b in range(gnx):
-                stamps[a, b] = _resize(initial.stamp_at(grid_x[b], grid_y[a]), size)
-    else:
-        stamps = np.broadcast_to(
-            gaussian_epsf(initial_fwhm, os, stamp_radius), (gny, gnx, size, size)
-        ).astype(np.float64)
+    stamps = _initial_stamps(initial, grid_x, grid_y, os, stamp_radius, initial_fwhm)
     sx_ = np.array(x, dtype=np.float64)
     sy_ = np.array(y, dtype=np.float64)
     sf = np.array(flux, dtype=np.float64)
@@ -539,17 +548,8 @@ def build_epsf_grid(
             k1 = np.array([0.25, 0.5, 0.25])
             delta = ndimage.correlate1d(delta, k1, axis=1, mode="constant")
             delta = ndimage.correlate1d(delta, k1, axis=2, mode="constant")
-        flat = stamps.reshape(n_nodes, size, size) + delta
-        # node weights (effective number of stars) and shrinkage of sparse nodes
         nstars = _node_stars(sx_, sy_, use, grid_x, grid_y)
-        mean_stamp = np.tensordot(nstars, flat, axes=1) / max(nstars.sum(), 1e-300)
-        for n in range(n_nodes):
-            if nstars[n] < min_stars:
-                a = nstars[n] / min_stars
-                flat[n] = a * flat[n] + (1 - a) * mean_stamp
-            flat[n] = _recentre(flat[n], os, centre_radius)
-            flat[n] *= os**2 / flat[n].sum()
-        new = flat.reshape(gny, gnx, size, size)
+        new = _updated_stamps(stamps, delta, nstars, min_stars, os, centre_radius)
         if not _peaks_central(new, core):
             # a stamp whose peak left the centre has diverged: keep the last sane grid
             converged = False
@@ -569,6 +569,64 @@ def build_epsf_grid(
         converged=converged,
         max_change=change,
     )
+
+
+def _initial_stamps(
+    initial: EPSFGrid | None,
+    grid_x: np.ndarray,
+    grid_y: np.ndarray,
+    os: int,
+    stamp_radius: int,
+    initial_fwhm: float,
+    *,
+    normalise: bool = False,
+) -> np.ndarray:
+    """``(ny, nx, size, size)`` first-guess stamps at the nodes: ``initial`` resampled there
+    (cropped or padded to ``stamp_radius``; each renormalised to ``os²`` if ``normalise``), or
+    a pixel-integrated Gaussian of ``initial_fwhm``."""
+    size = 2 * stamp_radius * os + 1
+    gny, gnx = grid_y.size, grid_x.size
+    if initial is None:
+        return np.broadcast_to(
+            gaussian_epsf(initial_fwhm, os, stamp_radius), (gny, gnx, size, size)
+        ).astype(np.float64)
+    if not isinstance(initial, EPSFGrid):
+        raise TypeError(
+            f"initial must be an msos.psf.model.EPSFGrid, not {type(initial).__name__} (a "
+            "GriddedPSF converts with EPSFGrid.from_gridded_psf(psf, normalize=True))"
+        )
+    if initial.oversampling != os:
+        raise ValueError(f"initial has oversampling {initial.oversampling}, not {os}")
+    stamps = np.empty((gny, gnx, size, size))
+    for a in range(gny):
+        for b in range(gnx):
+            stamps[a, b] = _resize(initial.stamp_at(grid_x[b], grid_y[a]), size)
+            if normalise:
+                stamps[a, b] *= os**2 / stamps[a, b].sum()
+    return stamps
+
+
+def _updated_stamps(
+    stamps: np.ndarray,
+    delta: np.ndarray,
+    nstars: np.ndarray,
+    min_stars: float,
+    os: int,
+    centre_radius: float,
+) -> np.ndarray:
+    """``stamps + delta`` (per node), a node with fewer than ``min_stars`` stars (``nstars``:
+    Σ bilinear weights) shrunk towards the star-weighted mean stamp, each re-centred and
+    renormalised to ``os²``."""
+    gny, gnx, size, _ = stamps.shape
+    flat = stamps.reshape(gny * gnx, size, size) + delta
+    mean_stamp = np.tensordot(nstars, flat, axes=1) / max(nstars.sum(), 1e-300)
+    for n in range(gny * gnx):
+        if nstars[n] < min_stars:
+            a = nstars[n] / min_stars
+            flat[n] = a * flat[n] + (1 - a) * mean_stamp
+        flat[n] = _recentre(flat[n], os, centre_radius)
+        flat[n] *= os**2 / flat[n].sum()
+    return flat.reshape(gny, gnx, size, size)
 
 
 def _ghosts(
@@ -619,3 +677,448 @@ def _resize(stamp: np.ndarray, size: int) -> np.ndarray:
     o = (size - n) // 2
     out[o : o + n, o : o + n] = stamp
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Building from several dithered epochs (Anderson & King 2000, §4): shared positions and fluxes
+
+
+#: the cubic B-spline at its knots: a stamp's values are its coefficients convolved with this
+_KNOT_VALUES = np.array([1.0, 4.0, 1.0]) / 6.0
+
+
+@numba.njit(cache=True)
+def _coefficient_normals(
+    resid: np.ndarray,
+    var: np.ndarray,
+    bad: np.ndarray,
+    model: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    f: np.ndarray,
+    use: np.ndarray,
+    size: int,
+    grid_x: np.ndarray,
+    grid_y: np.ndarray,
+    os: int,
+    radius: float,
+    clip: float,
+    rms_in: np.ndarray,
+    model_error: float,
+    robust: float,
+    ep: tuple,
+    ata: np.ndarray,
+    atb: np.ndarray,
+    stats: np.ndarray,
+) -> None:
+    """Add one epoch's samples to the normal equations of the spline-coefficient corrections.
+
+    A sample (pixel ``(i, j)`` within ``radius`` of a star of flux ``F`` at ``(x, y)``) reads the
+    4×4 coefficients around the stamp index ``(c + (j − y)·os, c + (i − x)·os)`` with the cubic
+    B-spline weights; its value is ``resid / F``. Where stars overlap each claims the share of
+    the pixel's residual its own model holds (the share also weighs the sample), so a
+    residual is not corrected twice. Weights: the node's bilinear weight × the inverse
+    variance of the sample (the pixel's, plus ``(model_error × the other stars' model)²``).
+    ``ata[n, r, c, 3 + dr, 3 + dc]`` couples coefficient ``(r, c)`` with ``(r + dr, c + dc)``.
+    With ``clip > 0`` a sample whose normalised value exceeds ``clip × max(1, rms_in)`` of its
+    node and nearest stamp index is skipped; ``stats[n, 0/1, r, c]`` get Σ b·(normalised
+    value)² and Σ b of the kept samples (the next iteration's ``rms_in``).
+    """
+    rfoot = ep[6]
+    own = np.empty((2 * rfoot + 1, 2 * rfoot + 1))
+    ny, nx = resid.shape
+    c = 0.5 * (size - 1)
+    ngx = grid_x.size
+    p = np.empty((4, 4))
+    for k in range(x.size):
+        if not use[k] or not (f[k] > 0.0):
+            continue
+        ixk, iyk, weights, i0, i1, j0, j1 = _sample_star(
+            ep, grid_x, grid_y, x[k], y[k], radius, ny, nx, own
+        )
+        for j in range(j0, j1 + 1):
+            tr = c + (j - y[k]) * os
+            fr = math.floor(tr)
+            if fr - 1 < 1 or fr + 2 > size - 2:
+                continue
+            wr = _bspline_weights(tr - fr)
+            for i in range(i0, i1 + 1):
+                if bad[j, i] or not (var[j, i] > 0.0):
+                    continue
+                tc = c + (i - x[k]) * os
+                fc = math.floor(tc)
+                if fc - 1 < 1 or fc + 2 > size - 2:
+                    continue
+                wc = _bspline_weights(tc - fc)
+                jj = j - iyk + rfoot
+                ii = i - ixk + rfoot
+                mine = 0.0
+                if 0 <= jj < own.shape[0] and 0 <= ii < own.shape[1]:
+                    mine = f[k] * own[jj, ii]
+                others = model[j, i] - mine
+                share = 1.0
+                if model[j, i] > 0.0 and mine < model[j, i]:
+                    share = max(mine, 0.0) / model[j, i]
+                if share <= 0.0:
+                    continue
+                res = resid[j, i] / f[k]
+                w = share * share * f[k] * f[k] / (var[j, i] + (model_error * others) ** 2)
+                # robust (Cauchy) weight: flux no model explains (an undetected star, a
+                # ghost) is not this star's wing; an ePSF error within model_error is
+                z2 = resid[j, i] ** 2 / (var[j, i] + (model_error * model[j, i]) ** 2)
+                w /= 1.0 + z2 / (robust * robust)
+                dev2 = res * res * w
+                r_ = min(max(round(tr), 0), size - 1)
+                c_ = min(max(round(tc), 0), size - 1)
+                for a in range(4):
+                    for b in range(4):
+                        p[a, b] = wr[a] * wc[b]
+                for q in range(4):
+                    gy, gx, bq = _corner(weights, q)
+                    if bq == 0.0:
+                        continue
+                    n = gy * ngx + gx
+                    if clip > 0.0 and dev2 > (clip * max(rms_in[n, r_, c_], 1.0)) ** 2:
+                        continue
+                    stats[n, 0, r_, c_] += bq * dev2
+                    stats[n, 1, r_, c_] += bq
+                    om = bq * w
+                    for a in range(4):
+                        for b in range(4):
+                            pab = p[a, b] * om
+                            atb[n, fr - 1 + a, fc - 1 + b] += pab * res
+                            row = ata[n, fr - 1 + a, fc - 1 + b]
+                            for a2 in range(4):
+                                for b2 in range(4):
+                                    row[a2 - a + 3, b2 - b + 3] += pab * p[a2, b2]
+
+
+@numba.njit(cache=True)
+def _star_normals(
+    resid: np.ndarray,
+    weight: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    f: np.ndarray,
+    use: np.ndarray,
+    ep: tuple,
+    fit_r: float,
+    e: int,
+    a_star: np.ndarray,
+    b_star: np.ndarray,
+    a_flux: np.ndarray,
+    b_flux: np.ndarray,
+    a_off: np.ndarray,
+    b_off: np.ndarray,
+) -> None:
+    """Add one epoch's pixels (within ``fit_r`` of each used star; ``resid`` = the epoch less
+    every model) to the Gauss–Newton normal equations of each star's common (flux, x, y)
+    (``a_star[k]``, ``b_star[k]``), of its flux in this epoch alone (``a_flux[k, e]``,
+    ``b_flux[k, e]``: the correction is ``b / a``) and of the epoch's offset (``a_off``,
+    ``b_off``: the stars at ``x − dx``, so its derivatives are minus theirs)."""
+    coef, grid_x, grid_y, o, cy, cx, _ = ep
+    ny, nx = resid.shape
+    rf = math.ceil(fit_r + 0.5)
+    psf = np.empty((3, 2 * rf + 1, 2 * rf + 1))
+    for k in range(x.size):
+        if not use[k] or not (f[k] > 0.0):
+            continue
+        ix = math.floor(x[k] + 0.5)
+        iy = math.floor(y[k] + 0.5)
+        if ix < -rf or ix > nx - 1 + rf or iy < -rf or iy > ny - 1 + rf:
+            continue
+        _footprint_epsf_gradient(coef, grid_x, grid_y, o, cy, cx, x[k], y[k], ix, iy, rf, psf)
+        for j in range(max(iy - rf, 0), min(iy + rf, ny - 1) + 1):
+            for i in range(max(ix - rf, 0), min(ix + rf, nx - 1) + 1):
+                w = weight[j, i]
+                if w <= 0.0 or (i - x[k]) ** 2 + (j - y[k]) ** 2 > fit_r * fit_r:
+                    continue
+                jj = j - iy + rf
+                ii = i - ix + rf
+                r = resid[j, i]
+                j0 = psf[0, jj, ii]
+                j1 = f[k] * psf[1, jj, ii]
+                j2 = f[k] * psf[2, jj, ii]
+                b_star[k, 0] += w * j0 * r
+                b_star[k, 1] += w * j1 * r
+                b_star[k, 2] += w * j2 * r
+                a_star[k, 0, 0] += w * j0 * j0
+                a_star[k, 0, 1] += w * j0 * j1
+                a_star[k, 0, 2] += w * j0 * j2
+                a_star[k, 1, 1] += w * j1 * j1
+                a_star[k, 1, 2] += w * j1 * j2
+                a_star[k, 2, 2] += w * j2 * j2
+                a_flux[k, e] += w * j0 * j0
+                b_flux[k, e] += w * j0 * r
+                a_off[0, 0] += w * j1 * j1
+                a_off[0, 1] += w * j1 * j2
+                a_off[1, 1] += w * j2 * j2
+                b_off[0] -= w * j1 * r
+                b_off[1] -= w * j2 * r
+
+
+def _solve_band(
+    ata: np.ndarray, atb: np.ndarray, smoothing: float, ridge: float = 1e-3
+) -> np.ndarray:
+    """Solve one node's banded normal equations (:func:`_coefficient_normals`).
+
+    A ridge of ``ridge`` × the median diagonal keeps the corrections of coefficients few
+    samples read near 0 (a curvature penalty alone would extrapolate into them), and
+    ``smoothing`` × the median diagonal weighs a second-difference penalty on the correction
+    along rows and columns (noise between neighbouring knots is not PSF structure).
+    """
+    from scipy.sparse import coo_matrix, diags, identity, kron
+    from scipy.sparse.linalg import spsolve
+
+    size = atb.shape[0]
+    n = size * size
+    r, c, dr, dc = np.nonzero(ata)
+    matrix = coo_matrix(
+        (ata[r, c, dr, dc], (r * size + c, (r + dr - 3) * size + (c + dc - 3))), shape=(n, n)
+    ).tocsr()
+    diagonal = matrix.diagonal()
+    if not (diagonal.max(initial=0.0) > 0.0):
+        return np.zeros((size, size))
+    typical = float(np.median(diagonal[diagonal > 0]))
+    matrix = matrix + identity(n, format="csr") * (ridge * typical)
+    if smoothing > 0.0:
+        scale = smoothing * typical
+        second = diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(size - 2, size))
+        eye = identity(size, format="csr")
+        along_rows = kron(second, eye)
+        along_cols = kron(eye, second)
+        matrix = matrix + scale * (along_rows.T @ along_rows + along_cols.T @ along_cols)
+    return spsolve(matrix.tocsc(), atb.ravel()).reshape(size, size)
+
+
+def build_epsf_from_epochs(
+    epochs: Callable[[], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, float, float]]],
+    x: np.ndarray,
+    y: np.ndarray,
+    flux: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    neighbours: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    grid_shape: tuple[int, int] = (3, 3),
+    oversampling: int = 4,
+    stamp_radius: int = 12,
+    fit_radius: float = 2.5,
+    initial_fwhm: float = 1.3,
+    initial: EPSFGrid | None = None,
+    max_iter: int = 10,
+    tol: float = 1e-3,
+    clip_sigma: float = 5.0,
+    min_stars: float = 15.0,
+    centre_radius: float = 1.5,
+    smoothing: float = 1e-3,
+    background_box: int | None = 32,
+    model_error: float = 0.05,
+    refine_offsets: bool = True,
+    refit_stars: bool = True,
+    variable_chi2: float = 5.0,
+    robust: float = 3.0,
+    outlier_sigma: float = 10.0,
+    outlier_fraction: float = 0.5,
+    ghost_radius: float = 3.0,
+    ghost_ratio: float = 0.05,
+    on_iteration: Callable[[int, EPSFGrid], None] | None = None,
+) -> EPSFBuildResult:
+    """Build an ePSF grid from the PSF stars seen in several dithered epochs.
+
+    Fitting the fluxes and positions of undersampled stars together with the ePSF on one image
+    is degenerate: a position shifted by δ(phase) and a flux scaled by 1 + ε(phase) fit as
+    well once the ePSF warps to match. Anderson & King break the tie with dithers: a star's
+    position (``x − dx_e`` in epoch ``e``) and flux are the same in every epoch, its phase is
+    not. ``epochs()`` yields, anew at every call (one epoch in memory at a time), each epoch's
+    ``(data, variance, bad, dx, dy)``: background-subtracted or not (the background is
+    re-measured as the clipped mean of what no model holds, in ``background_box`` boxes),
+    ``bad`` pixels ignored, and the epoch's offset onto the frame of ``x, y``
+    (``frame = epoch + (dx, dy)``, as :class:`msos.reference.kernel.Offset`). ``shape``: that
+    frame's, where the grid nodes sit (centres of ``grid_shape`` equal cells).
+
+    Each iteration reads every epoch once: all objects (``neighbours``, their fluxes refitted
+    in each epoch so variables are followed, and the PSF stars) are subtracted with the
+    current ePSF, and every epoch adds to (a) the weighted least-squares normal equations of
+    the ePSF's spline-coefficient corrections (samples within ``stamp_radius`` of each star,
+    :func:`_coefficient_normals`, solved per node with a ``smoothing`` second-difference
+    penalty), (b) each star's Gauss–Newton normal equations of its common flux and position
+    (pixels within ``fit_radius``), (c) with ``refine_offsets`` its own offset's. The stamps
+    are then corrected, sparse nodes shrunk to the mean (as :func:`build_epsf_grid`),
+    re-centred and normalised; the stars and offsets updated (the offsets' mean change is
+    removed: a common shift belongs to the positions). A star whose per-epoch fluxes scatter
+    more than ``variable_chi2`` × the median star's (reduced χ²) is a variable: it becomes a
+    neighbour. Stops when the largest change of a stamp within ``centre_radius`` is below
+    ``tol`` × the peak, or after ``max_iter`` iterations. ``on_iteration(it, epsf)`` is called
+    after each (to follow the convergence).
+    """
+    ny, nx = shape
+    gny, gnx = grid_shape
+    grid_x = (np.arange(gnx) + 0.5) * nx / gnx
+    grid_y = (np.arange(gny) + 0.5) * ny / gny
+    os = int(oversampling)
+    size = 2 * stamp_radius * os + 1
+    n_nodes = gny * gnx
+    stamps = _initial_stamps(
+        initial, grid_x, grid_y, os, stamp_radius, initial_fwhm, normalise=True
+    )
+    sx_ = np.array(x, dtype=np.float64)
+    sy_ = np.array(y, dtype=np.float64)
+    sf = np.array(flux, dtype=np.float64)
+    use = np.isfinite(sx_) & np.isfinite(sy_) & np.isfinite(sf) & (sf > 0)
+    if neighbours is not None:
+        nbx, nby, nbf = (np.array(a, dtype=np.float64) for a in neighbours)
+    else:
+        nbx = nby = nbf = np.zeros(0)
+    if ghost_ratio > 0 and nbx.size:
+        keep = ~_ghosts(nbx, nby, nbf, sx_[use], sy_[use], sf[use], ghost_radius, ghost_ratio)
+        nbx, nby, nbf = nbx[keep], nby[keep], nbf[keep]
+    node_x, node_y = (a.ravel() for a in np.meshgrid(grid_x, grid_y))
+    t = (np.arange(size) - (size - 1) / 2) / os
+    core = (t[:, None] ** 2 + t[None, :] ** 2) <= centre_radius**2
+    fit_footprint = math.ceil(fit_radius + 0.5)
+    shifts: list[np.ndarray] = []  # refinements of the epochs' offsets
+    rms = np.ones((n_nodes, size, size))
+    converged = False
+    change = np.inf
+    nstars = _node_stars(sx_, sy_, use, grid_x, grid_y)
+    it = 0
+    for it in range(1, max_iter + 1):
+        epsf = EPSFGrid(stamps.reshape(n_nodes, size, size), node_x, node_y, os)
+        radius = max(epsf.render_radius(), fit_footprint)
+        coef, cy, cx = epsf.coefficients(radius)
+        ep = (coef, epsf.grid_x, epsf.grid_y, os, float(cy), float(cx), radius)
+        ata = np.zeros((n_nodes, size, size, 7, 7))
+        atb = np.zeros((n_nodes, size, size))
+        stats = np.zeros((n_nodes, 2, size, size))
+        n_ep = max(len(shifts), 1)
+        a_star = np.zeros((sx_.size, 3, 3))
+        b_star = np.zeros((sx_.size, 3))
+        a_flux = np.zeros((sx_.size, n_ep))
+        b_flux = np.zeros((sx_.size, n_ep))
+        a_offs, b_offs = [], []
+        for e, (image, variance, bad, dx, dy) in enumerate(epochs()):
+            if e >= len(shifts):
+                shifts.append(np.zeros(2))
+            if e >= a_flux.shape[1]:
+                a_flux = np.pad(a_flux, ((0, 0), (0, e + 1 - a_flux.shape[1])))
+                b_flux = np.pad(b_flux, ((0, 0), (0, e + 1 - b_flux.shape[1])))
+            ex = float(dx) + shifts[e][0]
+            ey = float(dy) + shifts[e][1]
+            data = np.asarray(image, dtype=np.float64)
+            var = np.asarray(variance, dtype=np.float64)
+            badm = ~np.isfinite(data) | ~(np.isfinite(var) & (var > 0))
+            if bad is not None:
+                badm |= np.asarray(bad, dtype=bool)
+            data = np.where(badm, 0.0, data)
+            var = np.where(badm, 1.0, var)
+            weight = np.where(badm, 0.0, 1.0 / var)
+            xe, ye = sx_ - ex, sy_ - ey
+            resid = data.copy()
+            nfe = nbf.copy()
+            render_stars(resid.shape, nbx - ex, nby - ey, -nfe, epsf, out=resid)
+            render_stars(resid.shape, xe[use], ye[use], -sf[use], epsf, out=resid)
+            if nbx.size:
+                _refit_fluxes(resid, weight, nbx - ex, nby - ey, nfe, ep, fit_radius)
+            if background_box:
+                level = estimate_background(
+                    np.where(badm, np.nan, resid), badm, box=background_box, statistic="mean"
+                ).astype(np.float64)
+                level[badm] = 0.0
+                data -= level
+                resid -= level
+            model = data - resid
+            if outlier_sigma > 0:
+                # what no model explains at all (an unmeasured saturated star's halo, a cosmic
+                # ray the flags missed) would enter the ePSF's wings: masked, with a margin
+                sigma = np.sqrt(var)
+                wild = (np.abs(resid) > outlier_sigma * sigma) & (
+                    np.abs(resid) > outlier_fraction * np.abs(model) + outlier_sigma * sigma
+                )
+                wild = ndimage.binary_dilation(wild, iterations=1) & ~badm
+                if wild.any():
+                    badm |= wild
+                    weight[wild] = 0.0
+            a_off = np.zeros((2, 2))
+            b_off = np.zeros(2)
+            _star_normals(
+                resid, weight, xe, ye, sf, use, ep, fit_radius, e,
+                a_star, b_star, a_flux, b_flux, a_off, b_off,
+            )  # fmt: skip
+            a_offs.append(a_off)
+            b_offs.append(b_off)
+            _coefficient_normals(
+                resid, var, badm, model, xe, ye, sf, use, size, grid_x, grid_y, os,
+                float(stamp_radius), clip_sigma if it > 1 else 0.0, rms, model_error, robust, ep,
+                ata, atb, stats,
+            )  # fmt: skip
+            del data, var, resid, model, weight, badm
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rms = np.where(stats[:, 1] > 0, np.sqrt(stats[:, 0] / stats[:, 1]), 1.0)
+        # (a) the ePSF: least-squares corrections of the coefficients, the stamp is the spline
+        # at its knots (the coefficients ⊛ [1, 4, 1] / 6)
+        delta = np.stack([_solve_band(ata[n], atb[n], smoothing) for n in range(n_nodes)])
+        delta = ndimage.correlate1d(delta, _KNOT_VALUES, axis=1, mode="constant")
+        delta = ndimage.correlate1d(delta, _KNOT_VALUES, axis=2, mode="constant")
+        nstars = _node_stars(sx_, sy_, use, grid_x, grid_y)
+        new = _updated_stamps(stamps, delta, nstars, min_stars, os, centre_radius)
+        # (b) the stars' common flux and position
+        for k in np.flatnonzero(use if refit_stars else np.zeros(0, dtype=bool)):
+            a = a_star[k]
+            a = np.triu(a) + np.triu(a, 1).T
+            if not (a[0, 0] > 0 and a[1, 1] > 0 and a[2, 2] > 0):
+                continue
+            a = a + np.diag(np.diag(a)) * 1e-4
+            try:
+                d = np.linalg.solve(a, b_star[k])
+            except np.linalg.LinAlgError:
+                continue
+            sf[k] += d[0]
+            sx_[k] += float(np.clip(d[1], -0.3, 0.3))
+            sy_[k] += float(np.clip(d[2], -0.3, 0.3))
+        # (c) the epochs' offsets (their mean change is the positions')
+        if refine_offsets and len(a_offs) > 1:
+            steps = []
+            for a_off, b_off in zip(a_offs, b_offs, strict=True):
+                a = np.triu(a_off) + np.triu(a_off, 1).T
+                ok = a[0, 0] > 0 and a[1, 1] > 0 and np.linalg.det(a) > 0
+                steps.append(np.linalg.solve(a, b_off) if ok else np.zeros(2))
+            steps = np.clip(np.array(steps), -0.2, 0.2)
+            steps -= steps.mean(axis=0)
+            for e, s in enumerate(steps):
+                shifts[e] += s
+        # variables: their per-epoch fluxes scatter; they become neighbours
+        if it > 1 and variable_chi2 > 0 and a_flux.shape[1] > 2:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_epoch = np.where(a_flux > 0, b_flux / a_flux, np.nan)
+                wgt = np.where(a_flux > 0, a_flux, 0.0)
+                mean_b = np.nansum(wgt * per_epoch, axis=1) / wgt.sum(axis=1)
+                chi2 = np.nansum(wgt * (per_epoch - mean_b[:, None]) ** 2, axis=1)
+                chi2 /= np.maximum((a_flux > 0).sum(axis=1) - 1, 1)
+            typical = np.nanmedian(chi2[use]) if use.any() else np.nan
+            variable = use & (chi2 > variable_chi2 * max(typical, 1.0))
+            if variable.any():
+                nbx = np.concatenate([nbx, sx_[variable]])
+                nby = np.concatenate([nby, sy_[variable]])
+                nbf = np.concatenate([nbf, sf[variable]])
+                use &= ~variable
+        use &= np.isfinite(sf) & (sf > 0)
+        if not _peaks_central(new, core):
+            converged = False
+            break
+        change = float(np.max(np.abs(new - stamps)[:, :, core]) / np.max(new))
+        stamps = new
+        if on_iteration is not None:
+            on_iteration(it, EPSFGrid(stamps.reshape(n_nodes, size, size), node_x, node_y, os))
+        if change < tol:
+            converged = True
+            break
+    return EPSFBuildResult(
+        epsf=EPSFGrid(stamps.reshape(n_nodes, size, size), node_x, node_y, os),
+        n_stars=nstars,
+        x=sx_[use],
+        y=sy_[use],
+        flux=sf[use],
+        n_iter=it,
+        converged=converged,
+        max_change=change,
+    )

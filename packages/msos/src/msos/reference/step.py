@@ -5,13 +5,17 @@ epochs whose offset from the anchor is a whole number of pixels to within
 ``max_fractional_shift``, shifted by whole pixels — Roman's undersampled PSF does not survive
 sub-pixel interpolation, and a stack sharper than the epochs is what difference imaging needs.
 The spatially varying ePSF is then built from the stack itself, and a first catalog of the
-frame (the one the ePSF stars come from) is its object list.
+frame (the one the ePSF stars come from) is its object list. With ``psf_from_epochs`` (the
+default) that ePSF is then refined on the dithered epochs themselves (up to ``psf_max_epochs``
+selected ones, read again at every iteration), each PSF star's position and flux shared among
+them (:func:`msos.psf.build.build_epsf_from_epochs`): on one undersampled frame a
+phase-dependent ePSF error cannot be told from phase-dependent position and flux errors.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +28,7 @@ from msos.errors import EpochRejected, PartitionError
 from msos.inputs import Epoch
 from msos.partition import Partition
 from msos.products import partition_meta, s_region
-from msos.psf.build import build_epsf_grid, select_psf_stars
+from msos.psf.build import build_epsf_from_epochs, build_epsf_grid, select_psf_stars
 from msos.psf.model import EPSFGrid, gaussian_epsf
 from msos.reference.kernel import (
     EpochQuality,
@@ -171,7 +175,22 @@ class ReferenceStep(Step):
         stack = stack_epochs(load, shifts, anchor.epoch.shape, kernel="nearest")
         fwhm = float(np.nanmedian([summaries[k].quality.fwhm_pix for k in subset]))
         stacked = [summaries[k].epoch for k in subset]
-        frame = self._frame(stack, saturated, anchor.epoch, stacked, fwhm, parameters)
+        epochs = None
+        if bool(parameters.get("psf_from_epochs", True)):
+            # the ePSF from the dithered epochs (positions and fluxes shared): every selected
+            # epoch, its sub-pixel offset is what breaks the degeneracy of one frame
+            chosen = [int(k) for k in np.flatnonzero(selection.selected)]
+            chosen = chosen[: int(parameters.get("psf_max_epochs", 32))]
+
+            def epochs() -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, float, float]]:
+                for k in chosen:
+                    epoch = read_input_epoch(self.ctx, summaries[k].ref, self.partition)
+                    yield (
+                        epoch.data, epoch.variance, epoch.bad | epoch.saturated,
+                        float(offsets[k].dx), float(offsets[k].dy),
+                    )  # fmt: skip
+
+        frame = self._frame(stack, saturated, anchor.epoch, stacked, fwhm, parameters, epochs)
         self.publish(frame, self.partition.reference_key(), parameters)
 
     def _frame(
@@ -182,11 +201,15 @@ class ReferenceStep(Step):
         stacked: list[Epoch],
         fwhm: float,
         parameters: Mapping[str, Any],
+        epochs: Callable[[], Iterable[tuple]] | None = None,
     ) -> ReferenceFrame:
         image = np.where(stack.bad, np.float32(np.nan), stack.image).astype("float32")
         variance = np.where(stack.bad, np.float32(np.nan), stack.variance).astype("float32")
         bad = stack.bad | saturated
-        epsf, catalog = build_reference_psf(image, variance, bad, saturated, fwhm)
+        epsf, catalog = build_reference_psf(
+            image, variance, bad, saturated, fwhm, epochs=epochs,
+            epoch_stamp_radius=int(parameters.get("psf_epoch_stamp_radius", 5)),
+        )  # fmt: skip
         ujy = anchor.ujy_per_dn_s
         keep = ((catalog["flags"] & PhotometryFlag.NO_DATA) == 0) & np.isfinite(catalog["flux"])
         keep &= np.isfinite(catalog["flux_err"])
@@ -247,9 +270,21 @@ def build_reference_psf(
     saturated: np.ndarray,
     fwhm_pix: float,
     grid_shape: tuple[int, int] | None = None,
+    *,
+    epochs: Callable[[], Iterable[tuple]] | None = None,
+    epoch_stamp_radius: int = 5,
+    epoch_star_density: float = 1 / 650,
+    epoch_options: Mapping[str, Any] | None = None,
 ) -> tuple[EPSFGrid, dict[str, np.ndarray]]:
     """The frame's ePSF grid, built from its own stars in two rounds (a Gaussian start, then
-    the first grid), and the catalog of the last round."""
+    the first grid), and the catalog of the last round.
+
+    With ``epochs`` (see :func:`msos.psf.build.build_epsf_from_epochs`: each call yields every
+    epoch's ``(data, variance, bad, dx, dy)``, ``frame = epoch + (dx, dy)``) the grid is then
+    rebuilt from the dithered epochs, the PSF stars' positions and fluxes shared among them
+    (one frame alone cannot tell an ePSF error from phase-dependent position and flux errors),
+    starting from the frame's grid, with the frame's catalog as first guesses and neighbours.
+    """
     ny, nx = image.shape
     if grid_shape is None:
         nodes = max(1, min(5, min(ny, nx) // 400 + 1))
@@ -270,6 +305,28 @@ def build_reference_psf(
             variance=variance, background=catalog.background,
             neighbours=(catalog.x[others], catalog.y[others], catalog.flux[others]),
             grid_shape=grid_shape, initial=epsf,
+        )  # fmt: skip
+        epsf = built.epsf
+    if epochs is not None:
+        catalog = measure_objects(clean, epsf, bad=bad, variance=variance, saturated=saturated)
+        measured = np.isfinite(catalog.flux) & np.isfinite(catalog.flux_err)
+        # only the brightest: a faint star's samples of its own core hold (a brighter
+        # neighbour's flux / its own) × the error of that neighbour's wing
+        chosen = measured & select_psf_stars(
+            catalog.x, catalog.y, catalog.flux, image.shape, flux_err=catalog.flux_err,
+            bad=bad, saturated=saturated,
+            max_stars=max(50, round(ny * nx * epoch_star_density)),
+        )  # fmt: skip
+        others = measured & ~chosen
+        built = build_epsf_from_epochs(
+            epochs, catalog.x[chosen], catalog.y[chosen], catalog.flux[chosen], image.shape,
+            neighbours=(catalog.x[others], catalog.y[others], catalog.flux[others]),
+            grid_shape=grid_shape, initial=epsf, stamp_radius=epoch_stamp_radius,
+            **dict(epoch_options or {}),
+        )  # fmt: skip
+        log.info(
+            "ePSF from %d stars in the epochs: %d iterations, converged %s (last change %.2g)",
+            built.x.size, built.n_iter, built.converged, built.max_change,
         )  # fmt: skip
         epsf = built.epsf
     final = measure_objects(clean, epsf, bad=bad, variance=variance, saturated=saturated)
