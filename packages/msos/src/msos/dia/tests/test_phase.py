@@ -95,6 +95,7 @@ def test_a_tiled_scene_matches_the_exact_render_of_a_varying_epsf():
     scene = SceneModel.render(shape, x, y, flux, epsf)
     assert len(scene.tiles) > 4  # tiles of at most a quarter of the node spacing
     exact = render_stars(shape, x, y, flux, epsf)
+
     # a tile reaches 1/8 of the node spacing from its centre along each axis: its stars'
     # ePSF is within 1/4 of the change from the first node to the last
     def unit(stamp):
