@@ -273,7 +273,7 @@ def build_reference_psf(
     *,
     epochs: Callable[[], Iterable[tuple]] | None = None,
     epoch_stamp_radius: int = 5,
-    epoch_star_density: float = 1 / 650,
+    epoch_star_density: float = 1 / 325,
     epoch_options: Mapping[str, Any] | None = None,
 ) -> tuple[EPSFGrid, dict[str, np.ndarray]]:
     """The frame's ePSF grid, built from its own stars in two rounds (a Gaussian start, then
