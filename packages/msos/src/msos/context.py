@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from msos.dia.kernel import Stamps, choose_stamps
-from msos.dia.phase import EDGE_TOLERANCE_SIGMA, SceneModel
+from msos.dia.phase import EDGE_TOLERANCE_SIGMA, SceneModel, remainder_of
 from msos.partition import Partition
 from msos.psf.model import EPSFGrid
 from roman_schemas.io import load_arrays
@@ -96,6 +96,12 @@ class PartitionReference:
                 self.shape, x, y, self.flux_image_unit(), self.epsf, tolerance
             )
         return self._cache["scene"]
+
+    def remainder(self) -> np.ndarray:
+        """The frame less its rendered stars (0 where bad): what every epoch interpolates."""
+        if "remainder" not in self._cache:
+            self._cache["remainder"] = remainder_of(self.image, self.bad, self.scene())
+        return self._cache["remainder"]
 
     def stamps(self) -> Stamps:
         """Where the DIA kernel is fitted: chosen once on the reference frame."""

@@ -112,7 +112,7 @@ def difference_epoch(
     shift = (-offset.dx, -offset.dy)
     image_r, variance_r, bad_r = phase_matched_reference(
         reference.image, reference.variance, reference.bad,
-        reference.scene(), shift,
+        reference.scene(), shift, reference.remainder(),
     )  # fmt: skip
     stamps = reference.stamps()
     moved = Stamps(stamps.x + round(shift[0]), stamps.y + round(shift[1]), stamps.size)

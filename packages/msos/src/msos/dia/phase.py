@@ -117,20 +117,27 @@ def phase_matched_reference(
     reference_bad: np.ndarray,
     scene: SceneModel,
     shift: tuple[float, float],
+    remainder: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(image, variance, bad)`` of the reference on the epoch's pixel grid.
 
     ``shift = (dx, dy)`` is the epoch's grid minus the reference's: a star at reference
-    position ``(x, y)`` falls at ``(x + dx, y + dy)`` in the epoch.
+    position ``(x, y)`` falls at ``(x + dx, y + dy)`` in the epoch. ``remainder``: the
+    reference less ``scene.model`` (0 where bad), the same for every epoch (:func:`remainder_of`).
     """
     dx, dy = (float(s) for s in shift)
-    residual = np.where(reference_bad, 0.0, reference - scene.model).astype(np.float32)
-    moved, moved_bad, moved_variance, _ = resample(
-        residual, (dx, dy), bad=reference_bad, variance=reference_variance, want_level=False
+    if remainder is None:
+        remainder = remainder_of(reference, reference_bad, scene)
+    image, moved_bad, variance, _ = resample(
+        remainder, (dx, dy), bad=reference_bad, variance=reference_variance, want_level=False
     )
-    stars = scene.rendered_at(reference.shape, (dx, dy))
-    image = (stars + moved).astype(np.float32)
+    scene.rendered_at(reference.shape, (dx, dy), out=image)  # the stars, added in place
     bad = moved_bad | ~np.isfinite(image)
-    variance = np.where(bad, np.float32(np.nan), moved_variance).astype(np.float32)
     image[bad] = np.nan
+    variance[bad] = np.nan
     return image, variance, bad
+
+
+def remainder_of(reference: np.ndarray, reference_bad: np.ndarray, scene: SceneModel) -> np.ndarray:
+    """What the scene does not model: the reference less the rendered stars, 0 where bad."""
+    return np.where(reference_bad, 0.0, reference - scene.model).astype(np.float32)

@@ -836,7 +836,7 @@ def resample(
             level = _shift_2d(v, first_x, np.abs(wx) / np.abs(wx).sum(), first_y,
                               np.abs(wy) / np.abs(wy).sum(), 0.0)  # fmt: skip
             out_invalid |= ~(level > 0)
-    return out.astype(np.float32), out_invalid, vout, level
+    return out, out_invalid, vout, level  # float32 from _shift_2d
 
 
 # --------------------------------------------------------------------------------------------
