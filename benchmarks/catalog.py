@@ -24,49 +24,14 @@ import warnings
 
 import numpy as np
 from scipy.spatial import cKDTree
-from scipy.special import erf
 
 from msos.catalog.kernel import measure_objects
-from msos.psf.model import EPSFGrid, render_stars
-
-
-def _g1(u, s):
-    return 0.5 * (erf((u + 0.5) / (np.sqrt(2) * s)) - erf((u - 0.5) / (np.sqrt(2) * s)))
-
-
-def truth_psf(size, n=3, os=4, half=5, s0=0.45, s1=0.58, halo=0.15):
-    c = half * os
-    t = (np.arange(2 * c + 1) - c) / os
-    vv, uu = np.meshgrid(t, t, indexing="ij")
-    pos = (np.arange(n) + 0.5) * size / n
-    stamps, xs, ys = [], [], []
-    for yp in pos:
-        for xp in pos:
-            s = s0 + (s1 - s0) * (xp + yp) / (2 * size)
-            st = (1 - halo) * _g1(uu, s) * _g1(vv, 1.1 * s) + halo * _g1(uu, 1.5) * _g1(vv, 1.5)
-            stamps.append(st * os**2 / st.sum())
-            xs.append(xp)
-            ys.append(yp)
-    return EPSFGrid(np.array(stamps, dtype="float32"), np.array(xs), np.array(ys), os)
+from msos.catalog.synthetic import crowded_field, true_snr
 
 
 def simulate(size, seed=1):
-    rng = np.random.default_rng(seed)
-    psf = truth_psf(size)
-    n = rng.poisson(size * size / 15)
-    x = rng.uniform(-2, size + 1, n)
-    y = rng.uniform(-2, size + 1, n)
-    a = -0.5
-    f = (30.0**a + rng.uniform(size=n) * (3e5**a - 30.0**a)) ** (1 / a)
-    model = render_stars((size, size), x, y, f, psf).astype(np.float64) + 20.0
-    var = model + 9.0
-    image = (model + rng.normal(size=model.shape) * np.sqrt(var)).astype("float32")
-    return image, var.astype("float32"), x, y, f, psf
-
-
-def true_snr(x, y, f, psf, noise_var=29.0):
-    s2 = np.array([np.sum(psf.pixels(xk, yk, 3)[0] ** 2) for xk, yk in zip(x, y, strict=True)])
-    return f * np.sqrt(s2 / noise_var)
+    f = crowded_field(size, seed)
+    return f["image"], f["variance"], f["x"], f["y"], f["flux"], f["psf"]
 
 
 def score(name, seconds, mx, my, mflux, merr, x, y, f, snr, size):
@@ -94,7 +59,7 @@ def run_ours(size):
     start = time.perf_counter()
     res = measure_objects(image, psf, variance=var)
     seconds = time.perf_counter() - start
-    snr = true_snr(x, y, f, psf)
+    snr = true_snr(x, y, f, psf, 29.0)
     per_k = score("msos", seconds, res.x, res.y, res.flux, res.flux_err, x, y, f, snr, size)
     return per_k, res.stats
 
@@ -130,7 +95,7 @@ def run_photutils(size):
         warnings.simplefilter("ignore")
         table = phot(image, error=np.sqrt(var))
     seconds = time.perf_counter() - start
-    snr = true_snr(x, y, f, psf)
+    snr = true_snr(x, y, f, psf, 29.0)
     mx = np.asarray(table["x_fit"], float)
     my = np.asarray(table["y_fit"], float)
     mflux = np.asarray(table["flux_fit"], float)

@@ -3,16 +3,9 @@ import pytest
 from scipy.spatial import cKDTree
 
 from msos.catalog.kernel import decode_object_id, measure_objects, object_ids
+from msos.catalog.synthetic import observe, true_snr, truth_psf
 from msos.psf.model import render_stars, to_gridded_psf
 from roman_schemas.products.msos.flags import PhotometryFlag
-
-from .conftest import observe, truth_psf
-
-
-def true_snr(x, y, flux, psf, noise_var):
-    """Optimal S/N of each star alone on the background: F·sqrt(Σ P² / σ²) at its own phase."""
-    s2 = np.array([np.sum(psf.pixels(xk, yk, 3)[0] ** 2) for xk, yk in zip(x, y, strict=True)])
-    return flux * np.sqrt(s2 / noise_var)
 
 
 @pytest.fixture(scope="module")
