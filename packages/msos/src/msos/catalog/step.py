@@ -13,7 +13,7 @@ import numpy as np
 from astropy.wcs import WCS
 
 from msos.catalog.kernel import measure_objects, object_ids
-from msos.partition import Partition
+from msos.partition_step import PartitionStep
 from msos.psf.model import EPSFGrid
 from roman_schemas.io import load_arrays
 from roman_schemas.products.msos import (
@@ -24,7 +24,6 @@ from roman_schemas.products.msos import (
     ReferenceFrame,
 )
 from ssc_common.publish import open_stored_product
-from ssc_common.step import Step
 
 SATURATED_BIT = np.uint32(0x2)  # romancal dq SATURATED in the frame's mask
 DO_NOT_USE_BIT = np.uint32(0x1)
@@ -75,15 +74,10 @@ def measure_frame(frame: ReferenceFrame) -> FiducialObjects:
     )
 
 
-class CatalogStep(Step):
+class CatalogStep(PartitionStep):
     """Measures the object fiducial catalog of a partition on its reference frame (input)."""
 
     name = "msos.catalog"
-    distributions = ("msos",)
-
-    def __init__(self, ctx: Any, partition: Partition) -> None:
-        super().__init__(ctx)
-        self.partition = partition
 
     def process(self, input_keys: Sequence[str], parameters: Mapping[str, Any]) -> None:
         key = input_keys[0]

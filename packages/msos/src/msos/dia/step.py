@@ -14,8 +14,8 @@ from msos.epoch import process_epoch
 from msos.epoch_products import difference_product, photometry_product
 from msos.inputs import Epoch, read_epoch
 from msos.partition import Partition
+from msos.partition_step import PartitionStep
 from msos.survey import detector_centre
-from ssc_common.step import Step
 
 
 def read_input_epoch(ctx: Any, ref: str, partition: Partition | None) -> Epoch:
@@ -35,14 +35,13 @@ def read_input_epoch(ctx: Any, ref: str, partition: Partition | None) -> Epoch:
         return read_epoch(path, uri=uri, detector=detector, pointing=pointing)
 
 
-class EpochStep(Step):
+class EpochStep(PartitionStep):
     """Difference and photometer one epoch; publish its photometry (and difference image).
 
     Inputs: the Level-2 file, the partition's reference frame, its fiducial catalog.
     """
 
     name = "msos.epoch"
-    distributions = ("msos",)
     publishes_difference = False
 
     def __init__(
@@ -52,8 +51,7 @@ class EpochStep(Step):
         reference: PartitionReference | None = None,
         keep_difference: bool = False,
     ) -> None:
-        super().__init__(ctx)
-        self.partition = partition
+        super().__init__(ctx, partition)
         self.reference = reference
         self.keep_difference = keep_difference or self.publishes_difference
 
@@ -80,18 +78,13 @@ class DifferenceStep(EpochStep):
     publishes_difference = True
 
 
-class PhotometryStep(Step):
+class PhotometryStep(PartitionStep):
     """``msos photometry``: forced photometry of the catalog on a stored difference image.
 
     Inputs: the difference image, the partition's reference frame, its fiducial catalog.
     """
 
     name = "msos.photometry"
-    distributions = ("msos",)
-
-    def __init__(self, ctx: Any, partition: Partition) -> None:
-        super().__init__(ctx)
-        self.partition = partition
 
     def process(self, input_keys: Sequence[str], parameters: Mapping[str, Any]) -> None:
         import numpy as np

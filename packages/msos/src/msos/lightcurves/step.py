@@ -13,7 +13,7 @@ import numpy as np
 
 from msos.errors import MsosError
 from msos.lightcurves.kernel import LightCurveArrays, summarise
-from msos.partition import Partition
+from msos.partition_step import PartitionStep
 from roman_schemas.io import load_arrays
 from roman_schemas.products.msos import (
     DailyLightCurves,
@@ -26,7 +26,6 @@ from roman_schemas.products.msos import (
     ObjectFiducialCatalog,
 )
 from ssc_common.publish import open_stored_product
-from ssc_common.step import Step
 
 
 def _concatenate_epochs(tables: list[Epochs]) -> Epochs:
@@ -71,19 +70,13 @@ def _span(epochs: Epochs, fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class DailyLightCurvesStep(Step):
+class DailyLightCurvesStep(PartitionStep):
     """Assembles a day's epoch photometry of a partition into its daily light curves.
 
     Inputs: the object fiducial catalog, then the day's epoch photometry products (any order).
     """
 
     name = "msos.lightcurves"
-    distributions = ("msos",)
-
-    def __init__(self, ctx: Any, partition: Partition, scratch: Path | None = None) -> None:
-        super().__init__(ctx)
-        self.partition = partition
-        self.scratch = scratch
 
     def process(self, input_keys: Sequence[str], parameters: Mapping[str, Any]) -> None:
         catalog_key, *epoch_keys = input_keys
@@ -128,19 +121,13 @@ class DailyLightCurvesStep(Step):
             self.publish(product, self.partition.daily_key(day), parameters)
 
 
-class SeasonLightCurvesStep(Step):
+class SeasonLightCurvesStep(PartitionStep):
     """Joins a season's daily light curves of a partition into its L4 light-curve catalog.
 
     Inputs: the object fiducial catalog, then the daily light-curve products (any order).
     """
 
     name = "msos.lightcurves-season"
-    distributions = ("msos",)
-
-    def __init__(self, ctx: Any, partition: Partition, scratch: Path | None = None) -> None:
-        super().__init__(ctx)
-        self.partition = partition
-        self.scratch = scratch
 
     def process(self, input_keys: Sequence[str], parameters: Mapping[str, Any]) -> None:
         catalog_key, *day_keys = input_keys

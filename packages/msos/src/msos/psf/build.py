@@ -35,16 +35,18 @@ Algorithm (Anderson & King 2000, extended to a grid of nodes):
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from msos.catalog.kernel import estimate_background
+from msos.catalog.kernel import estimate_background, measure_objects
 from msos.psf.model import (
     EPSFGrid,
     _add_star,
@@ -59,6 +61,8 @@ from msos.psf.model import (
     to_gridded_psf,
 )
 from roman_schemas.products.msos import GriddedPSF
+
+log = logging.getLogger(__name__)
 
 __all__ = ["EPSFBuildResult", "build_epsf_from_epochs", "build_epsf_grid", "select_psf_stars"]
 
@@ -1122,3 +1126,76 @@ def build_epsf_from_epochs(
         converged=converged,
         max_change=change,
     )
+
+
+def build_reference_psf(
+    image: np.ndarray,
+    variance: np.ndarray,
+    bad: np.ndarray,
+    saturated: np.ndarray,
+    fwhm_pix: float,
+    grid_shape: tuple[int, int] | None = None,
+    *,
+    epochs: Callable[[], Iterable[tuple]] | None = None,
+    epoch_stamp_radius: int = 5,
+    epoch_star_density: float = 1 / 325,
+    epoch_options: Mapping[str, Any] | None = None,
+) -> tuple[EPSFGrid, dict[str, np.ndarray]]:
+    """The frame's ePSF grid, built from its own stars in two rounds (a Gaussian start, then
+    the first grid), and the catalog of the last round.
+
+    With ``epochs`` (see :func:`msos.psf.build.build_epsf_from_epochs`: each call yields every
+    epoch's ``(data, variance, bad, dx, dy)``, ``frame = epoch + (dx, dy)``) the grid is then
+    rebuilt from the dithered epochs, the PSF stars' positions and fluxes shared among them
+    (one frame alone cannot tell an ePSF error from phase-dependent position and flux errors),
+    starting from the frame's grid, with the frame's catalog as first guesses and neighbours.
+    """
+    ny, nx = image.shape
+    if grid_shape is None:
+        nodes = max(1, min(5, min(ny, nx) // 400 + 1))
+        grid_shape = (nodes, nodes)
+    epsf = EPSFGrid(gaussian_epsf(fwhm_pix, oversampling=4, half_width_pix=6), oversampling=4)
+    clean = np.where(bad, 0.0, image).astype("float32")
+    catalog = None
+    for _ in range(2):
+        catalog = measure_objects(clean, epsf, bad=bad, variance=variance, saturated=saturated)
+        measured = np.isfinite(catalog.flux) & np.isfinite(catalog.flux_err)
+        chosen = measured & select_psf_stars(
+            catalog.x, catalog.y, catalog.flux, image.shape, flux_err=catalog.flux_err,
+            bad=bad, saturated=saturated,
+        )  # fmt: skip
+        others = measured & ~chosen
+        built = build_epsf_grid(
+            clean, catalog.x[chosen], catalog.y[chosen], catalog.flux[chosen], bad=bad,
+            variance=variance, background=catalog.background,
+            neighbours=(catalog.x[others], catalog.y[others], catalog.flux[others]),
+            grid_shape=grid_shape, initial=epsf,
+        )  # fmt: skip
+        epsf = built.epsf
+    if epochs is not None:
+        catalog = measure_objects(clean, epsf, bad=bad, variance=variance, saturated=saturated)
+        measured = np.isfinite(catalog.flux) & np.isfinite(catalog.flux_err)
+        # only the brightest: a faint star's samples of its own core hold (a brighter
+        # neighbour's flux / its own) × the error of that neighbour's wing
+        chosen = measured & select_psf_stars(
+            catalog.x, catalog.y, catalog.flux, image.shape, flux_err=catalog.flux_err,
+            bad=bad, saturated=saturated,
+            max_stars=max(50, round(ny * nx * epoch_star_density)),
+        )  # fmt: skip
+        others = measured & ~chosen
+        built = build_epsf_from_epochs(
+            epochs, catalog.x[chosen], catalog.y[chosen], catalog.flux[chosen], image.shape,
+            neighbours=(catalog.x[others], catalog.y[others], catalog.flux[others]),
+            grid_shape=grid_shape, initial=epsf, stamp_radius=epoch_stamp_radius,
+            **dict(epoch_options or {}),
+        )  # fmt: skip
+        log.info(
+            "ePSF from %d stars in the epochs: %d iterations, converged %s (last change %.2g)",
+            built.x.size, built.n_iter, built.converged, built.max_change,
+        )  # fmt: skip
+        epsf = built.epsf
+    final = measure_objects(clean, epsf, bad=bad, variance=variance, saturated=saturated)
+    columns = {name: np.asarray(getattr(final, name))
+               for name in ("x", "y", "flux", "flux_err", "qfit", "flags")}  # fmt: skip
+    del catalog
+    return epsf, columns
