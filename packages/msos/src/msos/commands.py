@@ -122,15 +122,18 @@ def process_partition(
     (the others are processed)."""
     from msos.partition_run import infer_partition
     from msos.partition_run import process_partition as run_partition
+    from ssc_common.context import Context
     from ssc_common.settings import get_settings
 
-    if out is not None:  # before the context opens its storage
-        fields = ctx.obj.settings.model_dump(exclude_unset=True)
-        ctx.obj.settings = get_settings(**{**fields, "storage_url": out})
-
-    partition = infer_partition(ctx.obj, images, season)
+    context = ctx.obj
+    if out is not None:  # the same settings (and database), another product store
+        settings = context.settings
+        context = Context(get_settings(storage_url=out, database_url=settings.database_url,
+                                       log_format=settings.log_format))  # fmt: skip
+        ctx.call_on_close(context.close)
+    partition = infer_partition(context, images, season)
     typer.echo(f"partition {partition.name}: {len(images)} images")
-    run = run_partition(ctx.obj, partition, images, reference_epochs=reference_epochs,
+    run = run_partition(context, partition, images, reference_epochs=reference_epochs,
                         keep_differences=keep_differences)  # fmt: skip
     for rejection in run.rejected:
         typer.echo(f"rejected: {rejection}", err=True)
