@@ -207,6 +207,7 @@ class ReferenceStep(PartitionStep):
         epsf, catalog = build_reference_psf(
             image, variance, bad, saturated, fwhm, epochs=epochs,
             epoch_stamp_radius=int(parameters.get("psf_epoch_stamp_radius", 5)),
+            grid_shape=_grid_shape(parameters.get("psf_grid")),
         )  # fmt: skip
         ujy = anchor.ujy_per_dn_s
         keep = ((catalog["flags"] & PhotometryFlag.NO_DATA) == 0) & np.isfinite(catalog["flux"])
@@ -252,3 +253,8 @@ class ReferenceStep(PartitionStep):
                 flags=catalog["flags"][keep].astype("uint32"),
             ),
         )
+
+
+def _grid_shape(nodes: int | None) -> tuple[int, int] | None:
+    """``psf_grid`` (nodes per side of the ePSF grid), or None for the size-based default."""
+    return None if nodes is None else (int(nodes), int(nodes))

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from scipy.special import erf
 
 from msos.psf.build import build_epsf_from_epochs
@@ -43,3 +44,64 @@ def test_epochs_share_positions_and_fluxes():
         truth = _epsf(u[None, :] - phase, u[:, None])
         worst = max(worst, np.sqrt(((model - truth) ** 2).sum()) / np.sqrt((truth**2).sum()))
     assert worst < 0.01
+
+
+def _crowded_epochs(rng, n_epochs=8):
+    """A crowded 160² field (PSF stars plus 4× as many faint neighbours, given to the build
+    with 3 % flux and 0.1 pix position errors) in ``n_epochs`` dithered epochs."""
+    n, m = 120, 480
+    x, y = rng.uniform(8, SIZE - 8, (2, n))
+    f = rng.uniform(2e4, 1e5, n)
+    nx_, ny_ = rng.uniform(0, SIZE, (2, m))
+    nf = rng.uniform(5e2, 5e3, m)
+    offsets = rng.uniform(-0.5, 0.5, (n_epochs, 2))
+    offsets[0] = 0.0
+    frames = []
+    for dx, dy in offsets:
+        image = np.full((SIZE, SIZE), 10.0)
+        for xi, yi, fi in zip(np.r_[x, nx_] - dx, np.r_[y, ny_] - dy, np.r_[f, nf], strict=True):
+            i0, j0 = int(xi) - 7, int(yi) - 7
+            jj, ii = np.mgrid[j0 : j0 + 15, i0 : i0 + 15]
+            ok = (jj >= 0) & (jj < SIZE) & (ii >= 0) & (ii < SIZE)
+            image[jj[ok], ii[ok]] += fi * _epsf(ii[ok] - xi, jj[ok] - yi)
+        var = image + 4.0
+        noisy = image + rng.normal(size=image.shape) * np.sqrt(var)
+        frames.append((noisy - 10.0, var, np.zeros(image.shape, bool), dx, dy))
+    neighbours = (nx_ + rng.normal(0, 0.1, m), ny_ + rng.normal(0, 0.1, m), nf * 1.03)
+    return frames, x, y, f, neighbours
+
+
+def _worst_error(epsf, points) -> float:
+    u = np.arange(-6, 7)
+    worst = 0.0
+    for px, py in points:
+        for phase in (-0.4, 0.0, 0.3):
+            model = epsf.evaluate(u[None, :] - phase, u[:, None], px, py)
+            truth = _epsf(u[None, :] - phase, u[:, None])
+            worst = max(worst, np.sqrt(((model - truth) ** 2).sum()) / np.sqrt((truth**2).sum()))
+    return worst
+
+
+def _crowded_build(grid_shape: tuple[int, int]):
+    """16 iterations (no early stop) of the epoch build on :func:`_crowded_epochs`."""
+    frames, x, y, f, neighbours = _crowded_epochs(np.random.default_rng(5))
+    return build_epsf_from_epochs(
+        lambda: iter(frames), x, y, f, (SIZE, SIZE), neighbours=neighbours,
+        grid_shape=grid_shape, stamp_radius=6, background_box=None, max_iter=16, tol=0.0,
+    ).epsf  # fmt: skip
+
+
+def test_one_node_build_in_a_crowded_field_is_stable():
+    assert _worst_error(_crowded_build((1, 1)), [(SIZE / 2, SIZE / 2)]) < 0.01
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 4): with several nodes, each node's correction is solved on its own; "
+    "node-to-node differences that the bilinear blend hides from the stars between nodes "
+    "(an alternating pattern) are held by nothing and random-walk with the noise, so the "
+    "corners drift (worst error 0.011 after 8 iterations, 0.016 after 16; one node: 0.007)",
+)
+def test_multi_node_build_in_a_crowded_field_is_stable():
+    corners = [(20, 20), (SIZE - 20, 20), (20, SIZE - 20), (SIZE - 20, SIZE - 20)]
+    assert _worst_error(_crowded_build((2, 2)), corners) < 0.01
