@@ -93,11 +93,11 @@ def test_every_epoch_is_processed_into_one_daily_product(processed):
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="open (issue 4): the ePSF built from the dithered epochs is limited by confusion: "
-    "a star fitted with it errs by 0.12-0.16% rms of its flux over sub-pixel phases (0.06% "
-    "when the same stars are simulated alone, 0.001% for the truth ePSF; most PSF stars have "
-    "an undetected companion of >1% of their flux within 2 pix); constant stars scatter "
-    "1.1-1.15x their pixel noise (chi2 1.2-1.32 per bin; 1.0-1.05 with the truth ePSF)",
+    reason="open (issue 4): epochs at the reference's sub-pixel phase (offset < 0.1 pix) are at "
+    "chi2 0.93-0.98 in every bin, epochs 0.2-0.5 pix away at 1.35-1.51: the stars re-rendered "
+    "at the epoch's phase carry the built ePSF's error there (0.16% rms of a star's flux over "
+    "phases; 0.001% for the truth ePSF, with which every bin is at 1.0-1.05); over all epochs "
+    "chi2 is 1.2-1.32 per bin",
 )
 def test_constant_stars_scatter_as_their_errors_predict_at_every_magnitude(processed, simulated):
     _, daily, _ = processed
