@@ -5,11 +5,13 @@ phase. Dithered exposures together can. The unknown is the scene as a ``factor``
 grid of sub-pixel sums (the scene convolved with the optics, integrated over each fine
 pixel); an exposure offset by ``(dx, dy)`` (a source at frame position ``(x, y)`` falls at
 ``(x + dx, y + dy)`` in it) sees that grid moved by ``factor·(dx, dy)`` fine pixels and summed
-``factor × factor`` into its pixels (the mean: fine pixels split a pixel's area evenly). The
-move is a phase ramp of the fine grid's Fourier transform, exact for a scene band-limited
-below the fine grid's Nyquist frequency: for F146 (D/λ_min ≈ 1.36 cycles/pixel) a factor of
-2 already is. The fine grid is the weighted least-squares solution over all exposures, found by
-conjugate gradients preconditioned with the normal matrix's diagonal.
+``factor × factor`` into its pixels (the mean: fine pixels split a pixel's area evenly); an
+exposure whose PSF is wider or narrower than the others (jitter) also gets a Gaussian of
+variance ``blur`` (pixel², negative to sharpen) applied. The move is a phase ramp of the
+fine grid's Fourier transform, exact for a scene band-limited below the fine grid's Nyquist
+frequency: for F146 (D/λ_min ≈ 1.36 cycles/pixel) a factor of 2 already is. The fine grid
+is the weighted least-squares solution over all exposures, found by conjugate gradients
+preconditioned with the normal matrix's diagonal.
 
 Pure functions on arrays; no I/O. The whole frame is one FFT, so memory and time grow with
 ``(factor · size)²`` per exposure and iteration.
@@ -35,41 +37,59 @@ class SuperResolvedImage:
     iterations: int
     residual: float  # final |r| / |b| of the normal equations
 
-    def at(self, shift: tuple[float, float]) -> np.ndarray:
-        """The frame as an exposure offset by ``shift = (dx, dy)`` sees it (float64)."""
-        return _observe(self.fine, shift, self.factor, self.pad, self.shape)
+    def at(self, shift: tuple[float, float], blur: float = 0.0) -> np.ndarray:
+        """The frame as an exposure offset by ``shift = (dx, dy)``, its PSF widened by a
+        Gaussian of variance ``blur`` (pixel²), sees it (float64)."""
+        return _observe(self.fine, shift, self.factor, self.pad, self.shape, blur)
+
+
+def _transfer(shape: tuple[int, int], factor: int, blur: float) -> np.ndarray | float:
+    """The Fourier transfer of a Gaussian of variance ``blur`` pixel² on the fine grid."""
+    if blur == 0.0:
+        return 1.0
+    ky = np.fft.fftfreq(shape[0])[:, None]
+    kx = np.fft.fftfreq(shape[1])[None, :]
+    return np.exp(-2 * np.pi**2 * blur * factor**2 * (kx**2 + ky**2))
 
 
 def _observe(
-    fine: np.ndarray, shift: tuple[float, float], factor: int, pad: int, shape: tuple[int, int]
+    fine: np.ndarray,
+    shift: tuple[float, float],
+    factor: int,
+    pad: int,
+    shape: tuple[int, int],
+    blur: float = 0.0,
 ) -> np.ndarray:
-    """Move the fine grid by ``factor · shift`` and sum it into frame pixels (the mean)."""
+    """Move the fine grid by ``factor · shift``, blur it, and sum it into frame pixels."""
     fy, fx = fine.shape
-    moved = np.fft.ifft2(
-        ndimage.fourier_shift(np.fft.fft2(fine), (factor * shift[1], factor * shift[0]))
-    ).real
+    spectrum = ndimage.fourier_shift(np.fft.fft2(fine), (factor * shift[1], factor * shift[0]))
+    moved = np.fft.ifft2(spectrum * _transfer(fine.shape, factor, blur)).real
     coarse = moved.reshape(fy // factor, factor, fx // factor, factor).mean(axis=(1, 3))
     ny, nx = shape
     return coarse[pad : pad + ny, pad : pad + nx]
 
 
 def _spread(
-    image: np.ndarray, shift: tuple[float, float], factor: int, pad: int, fine_shape: tuple
+    image: np.ndarray,
+    shift: tuple[float, float],
+    factor: int,
+    pad: int,
+    fine_shape: tuple,
+    blur: float = 0.0,
 ) -> np.ndarray:
     """The adjoint of :func:`_observe`: each frame pixel spread evenly over its fine pixels,
-    moved back by ``factor · shift``."""
+    blurred alike and moved back by ``factor · shift``."""
     fy, fx = fine_shape
     ny, nx = image.shape
     coarse = np.zeros((fy // factor, fx // factor))
     coarse[pad : pad + ny, pad : pad + nx] = image
     up = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1) / (factor * factor)
-    return np.fft.ifft2(
-        ndimage.fourier_shift(np.fft.fft2(up), (-factor * shift[1], -factor * shift[0]))
-    ).real
+    spectrum = ndimage.fourier_shift(np.fft.fft2(up), (-factor * shift[1], -factor * shift[0]))
+    return np.fft.ifft2(spectrum * _transfer(fine_shape, factor, blur)).real
 
 
 def reconstruct(
-    frames: Sequence[tuple[np.ndarray, np.ndarray, tuple[float, float]]],
+    frames: Sequence[tuple],
     *,
     factor: int = 2,
     pad: int = 8,
@@ -77,32 +97,37 @@ def reconstruct(
     tol: float = 1e-3,
     ridge: float = 1e-6,
 ) -> SuperResolvedImage:
-    """The super-resolved frame from ``frames``: each ``(data, weight, (dx, dy))``, data with
-    its own sky already removed, weight the inverse variance (0 where bad). ``ridge`` × the
+    """The super-resolved frame from ``frames``: each ``(data, weight, (dx, dy))`` or
+    ``(data, weight, (dx, dy), blur)``, data with its own sky already removed, weight the
+    inverse variance (0 where bad), ``blur`` the variance (pixel²) of the Gaussian by which
+    that exposure's PSF is wider than the reconstructed scene's. ``ridge`` × the
     mean weight keeps fine pixels no exposure constrains at 0; iterations stop once the
     normal equations' residual is below ``tol`` of their right-hand side."""
     if not frames:
         raise ValueError("no frames to reconstruct from")
     shape = frames[0][0].shape
-    for data, weight, _ in frames:
-        if data.shape != shape or weight.shape != shape:
-            raise ValueError(f"frames differ in shape: {data.shape} and {shape}")
+    for frame in frames:
+        if frame[0].shape != shape or frame[1].shape != shape:
+            raise ValueError(f"frames differ in shape: {frame[0].shape} and {shape}")
     ny, nx = shape
     fine_shape = (factor * (ny + 2 * pad), factor * (nx + 2 * pad))
-    clean = [
-        (np.where(w > 0, np.nan_to_num(d), 0.0), np.where(np.isfinite(w) & (w > 0), w, 0.0), s)
-        for d, w, s in frames
-    ]
-    lam = ridge * float(np.mean([w.mean() for _, w, _ in clean]))
+    clean = []
+    for frame in frames:
+        d, w, s = frame[:3]
+        blur = float(frame[3]) if len(frame) > 3 else 0.0
+        good = np.isfinite(w) & (w > 0)
+        clean.append((np.where(good, np.nan_to_num(d), 0.0), np.where(good, w, 0.0), s, blur))
+    lam = ridge * float(np.mean([c[1].mean() for c in clean]))
 
     def normal(fine: np.ndarray) -> np.ndarray:
         out = lam * fine
-        for _, w, s in clean:
-            out += _spread(w * _observe(fine, s, factor, pad, shape), s, factor, pad, fine_shape)
+        for _, w, s, b in clean:
+            seen = _observe(fine, s, factor, pad, shape, b)
+            out += _spread(w * seen, s, factor, pad, fine_shape, b)
         return out
 
-    rhs = sum(_spread(w * d, s, factor, pad, fine_shape) for d, w, s in clean)
-    diagonal = sum(_spread(w, s, factor, pad, fine_shape) for _, w, s in clean) / factor**2
+    rhs = sum(_spread(w * d, s, factor, pad, fine_shape, b) for d, w, s, b in clean)
+    diagonal = sum(_spread(w, s, factor, pad, fine_shape) for _, w, s, _ in clean) / factor**2
     diagonal = diagonal + lam
     inverse = 1.0 / np.maximum(diagonal, 1e-3 * diagonal.max())
     norm = float(np.sqrt(np.sum(rhs * rhs))) or 1.0

@@ -12,11 +12,11 @@ SIZE = 64
 SIGMA = 0.55  # FWHM 1.3 pix: undersampled
 
 
-def _render(x, y, f, shift):
+def _render(x, y, f, shift, sigma=SIGMA):
     """Stars of a Gaussian PSF integrated over the pixels, seen offset by ``shift``."""
     u = np.arange(SIZE) + 0.5
     image = np.zeros((SIZE, SIZE))
-    s = np.sqrt(2) * SIGMA
+    s = np.sqrt(2) * sigma
     for xi, yi, fi in zip(x + shift[0], y + shift[1], f, strict=True):
         gx = 0.5 * (erf((u - xi) / s) - erf((u - 1 - xi) / s))
         gy = 0.5 * (erf((u - yi) / s) - erf((u - 1 - yi) / s))
@@ -75,3 +75,29 @@ def test_frames_must_agree_in_shape():
         reconstruct([a, b])
     with pytest.raises(ValueError, match="no frames"):
         reconstruct([])
+
+
+def test_exposures_with_wider_or_narrower_psfs_are_modelled_with_their_blur():
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(6, SIZE - 7, (2, 30))
+    f = rng.uniform(1e4, 3e5, 30)
+    frames_known, frames_ignored = [], []
+    for k in range(20):
+        shift = (0.0, 0.0) if k == 0 else tuple(rng.uniform(-0.5, 0.5, 2))
+        blur = 0.0 if k == 0 else float(rng.uniform(-0.08, 0.08))
+        truth = _render(x, y, f, shift, np.sqrt(SIGMA**2 + blur))
+        var = 25.0 + truth
+        data = truth + rng.normal(size=truth.shape) * np.sqrt(var)
+        frames_known.append((data, 1 / var, shift, blur))
+        frames_ignored.append((data, 1 / var, shift))
+    truth = _render(x, y, f, (0.5, -0.3))
+    sigma = np.sqrt(25.0 + truth)
+    inner = (slice(4, SIZE - 4), slice(4, SIZE - 4))
+    errors = []
+    for frames in (frames_known, frames_ignored):
+        image = reconstruct(frames, iterations=150)
+        errors.append(np.sqrt(np.mean((((image.at((0.5, -0.3)) - truth) / sigma)[inner]) ** 2)))
+    # bright stars (S/N ~ 500) converge slowly: at 150 iterations within a noise σ, and
+    # half the error of a reconstruction that takes every exposure's PSF for the same
+    assert errors[0] < 1.0, errors
+    assert errors[0] < 0.6 * errors[1], errors
