@@ -19,7 +19,7 @@ Pure functions on arrays; no I/O. The whole frame is one FFT, so memory and time
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +40,8 @@ class SuperResolvedImage:
     def at(self, shift: tuple[float, float], blur: float = 0.0) -> np.ndarray:
         """The frame as an exposure offset by ``shift = (dx, dy)``, its PSF widened by a
         Gaussian of variance ``blur`` (pixel²), sees it (float64)."""
-        return _observe(self.fine, shift, self.factor, self.pad, self.shape, blur)
+        spectrum = np.fft.fft2(self.fine)
+        return _observe_spectrum(spectrum, shift, self.factor, self.pad, self.shape, blur)
 
 
 def _transfer(shape: tuple[int, int], factor: int, blur: float) -> np.ndarray | float:
@@ -52,24 +53,25 @@ def _transfer(shape: tuple[int, int], factor: int, blur: float) -> np.ndarray | 
     return np.exp(-2 * np.pi**2 * blur * factor**2 * (kx**2 + ky**2))
 
 
-def _observe(
-    fine: np.ndarray,
+def _observe_spectrum(
+    spectrum: np.ndarray,
     shift: tuple[float, float],
     factor: int,
     pad: int,
     shape: tuple[int, int],
     blur: float = 0.0,
 ) -> np.ndarray:
-    """Move the fine grid by ``factor · shift``, blur it, and sum it into frame pixels."""
-    fy, fx = fine.shape
-    spectrum = ndimage.fourier_shift(np.fft.fft2(fine), (factor * shift[1], factor * shift[0]))
-    moved = np.fft.ifft2(spectrum * _transfer(fine.shape, factor, blur)).real
+    """Move the fine grid (given as its Fourier transform, which every frame shares) by
+    ``factor · shift``, blur it, and sum it into frame pixels."""
+    fy, fx = spectrum.shape
+    moved = ndimage.fourier_shift(spectrum, (factor * shift[1], factor * shift[0]))
+    moved = np.fft.ifft2(moved * _transfer(spectrum.shape, factor, blur)).real
     coarse = moved.reshape(fy // factor, factor, fx // factor, factor).mean(axis=(1, 3))
     ny, nx = shape
     return coarse[pad : pad + ny, pad : pad + nx]
 
 
-def _spread(
+def _spread_spectrum(
     image: np.ndarray,
     shift: tuple[float, float],
     factor: int,
@@ -77,15 +79,16 @@ def _spread(
     fine_shape: tuple,
     blur: float = 0.0,
 ) -> np.ndarray:
-    """The adjoint of :func:`_observe`: each frame pixel spread evenly over its fine pixels,
-    blurred alike and moved back by ``factor · shift``."""
+    """The Fourier transform of the adjoint of :func:`_observe_spectrum`: each frame pixel spread
+    evenly over its fine pixels, blurred alike and moved back by ``factor · shift``. Frames'
+    spectra add, so a sum over frames needs one inverse transform."""
     fy, fx = fine_shape
     ny, nx = image.shape
     coarse = np.zeros((fy // factor, fx // factor))
     coarse[pad : pad + ny, pad : pad + nx] = image
     up = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1) / (factor * factor)
     spectrum = ndimage.fourier_shift(np.fft.fft2(up), (-factor * shift[1], -factor * shift[0]))
-    return np.fft.ifft2(spectrum * _transfer(fine_shape, factor, blur)).real
+    return spectrum * _transfer(fine_shape, factor, blur)
 
 
 def reconstruct(
@@ -119,15 +122,21 @@ def reconstruct(
         clean.append((np.where(good, np.nan_to_num(d), 0.0), np.where(good, w, 0.0), s, blur))
     lam = ridge * float(np.mean([c[1].mean() for c in clean]))
 
-    def normal(fine: np.ndarray) -> np.ndarray:
-        out = lam * fine
-        for _, w, s, b in clean:
-            seen = _observe(fine, s, factor, pad, shape, b)
-            out += _spread(w * seen, s, factor, pad, fine_shape, b)
-        return out
+    def spread(images: Iterable[tuple]) -> np.ndarray:
+        """Σ over frames of the adjoint applied to ``(image, shift, blur)``."""
+        total = sum(_spread_spectrum(im, s, factor, pad, fine_shape, b) for im, s, b in images)
+        return np.fft.ifft2(total).real
 
-    rhs = sum(_spread(w * d, s, factor, pad, fine_shape, b) for d, w, s, b in clean)
-    diagonal = sum(_spread(w, s, factor, pad, fine_shape) for _, w, s, _ in clean) / factor**2
+    def normal(fine: np.ndarray) -> np.ndarray:
+        spectrum = np.fft.fft2(fine)  # once for all frames
+        seen = (
+            (w * _observe_spectrum(spectrum, s, factor, pad, shape, b), s, b)
+            for _, w, s, b in clean
+        )
+        return lam * fine + spread(seen)
+
+    rhs = spread([(w * d, s, b) for d, w, s, b in clean])
+    diagonal = spread([(w, s, 0.0) for _, w, s, _ in clean]) / factor**2
     diagonal = diagonal + lam
     inverse = 1.0 / np.maximum(diagonal, 1e-3 * diagonal.max())
     norm = float(np.sqrt(np.sum(rhs * rhs))) or 1.0
