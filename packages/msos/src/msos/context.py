@@ -14,6 +14,7 @@ from msos.dia.kernel import Stamps, choose_stamps
 from msos.dia.phase import EDGE_TOLERANCE_SIGMA, SceneModel, remainder_of
 from msos.partition import Partition
 from msos.psf.model import EPSFGrid
+from msos.reference.superres import SuperResolvedImage
 from roman_schemas.io import load_arrays
 from roman_schemas.products.msos import ObjectFiducialCatalog, ReferenceFrame
 from ssc_common.publish import open_stored_product
@@ -102,6 +103,18 @@ class PartitionReference:
         if "remainder" not in self._cache:
             self._cache["remainder"] = remainder_of(self.image, self.bad, self.scene())
         return self._cache["remainder"]
+
+    def superres(self) -> SuperResolvedImage | None:
+        """The frame super-resolved from the dithered epochs, or None if it has none."""
+        fine = self.frame.superres
+        if fine is None:
+            return None
+        if "superres" not in self._cache:
+            self._cache["superres"] = SuperResolvedImage(
+                np.asarray(fine.data, dtype=np.float32), fine.factor, fine.pad, self.shape,
+                iterations=0, residual=0.0,
+            )  # fmt: skip
+        return self._cache["superres"]
 
     def stamps(self) -> Stamps:
         """Where the DIA kernel is fitted: chosen once on the reference frame."""

@@ -24,7 +24,7 @@ from msos.dia.kernel import (
     kernel_at,
     solve_kernel,
 )
-from msos.dia.phase import phase_matched_reference
+from msos.dia.phase import phase_matched_reference, superres_reference
 from msos.errors import EpochRejected
 from msos.inputs import Epoch
 from msos.photometry.kernel import forced_psf_photometry
@@ -110,10 +110,16 @@ def difference_epoch(
     if offset.n_matched < 3:
         raise EpochRejected(epoch.uri, f"only {offset.n_matched} stars match the reference")
     shift = (-offset.dx, -offset.dy)
-    image_r, variance_r, bad_r = phase_matched_reference(
-        reference.image, reference.variance, reference.bad,
-        reference.scene(), shift, reference.remainder(),
-    )  # fmt: skip
+    superres = reference.superres()
+    if superres is not None:
+        image_r, variance_r, bad_r = superres_reference(
+            superres, reference.variance, reference.bad, shift, reference.frame.superres.half_taps
+        )
+    else:
+        image_r, variance_r, bad_r = phase_matched_reference(
+            reference.image, reference.variance, reference.bad,
+            reference.scene(), shift, reference.remainder(),
+        )  # fmt: skip
     stamps = reference.stamps()
     moved = Stamps(stamps.x + round(shift[0]), stamps.y + round(shift[1]), stamps.size)
     try:

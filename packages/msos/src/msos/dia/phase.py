@@ -17,6 +17,7 @@ import numpy as np
 
 from msos.psf.model import EPSFGrid, render_stars
 from msos.reference.kernel import resample
+from msos.reference.superres import PREDICT_HALF_TAPS, SuperResolvedImage, predict
 
 #: each star is rendered out to where no pixel beyond holds more than this fraction of an
 #: epoch's median pixel noise; the fainter wing beyond stays in the remainder, which is
@@ -141,3 +142,24 @@ def phase_matched_reference(
 def remainder_of(reference: np.ndarray, reference_bad: np.ndarray, scene: SceneModel) -> np.ndarray:
     """What the scene does not model: the reference less the rendered stars, 0 where bad."""
     return np.where(reference_bad, 0.0, reference - scene.model).astype(np.float32)
+
+
+def superres_reference(
+    superres: SuperResolvedImage,
+    reference_variance: np.ndarray,
+    reference_bad: np.ndarray,
+    shift: tuple[float, float],
+    half_taps: int = PREDICT_HALF_TAPS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(image, variance, bad)`` of the reference on the epoch's pixel grid, predicted from
+    the super-resolved frame (sky removed: the DIA kernel's background takes the epoch's).
+    Variance and bad pixels are the stack's, moved like :func:`phase_matched_reference`'s."""
+    image, outside = predict(superres, shift, half=half_taps)
+    zeros = np.zeros(reference_variance.shape, dtype=np.float32)
+    _, moved_bad, variance, _ = resample(
+        zeros, shift, bad=reference_bad, variance=reference_variance, want_level=False
+    )
+    bad = moved_bad | outside | ~np.isfinite(image)
+    image[bad] = np.nan
+    variance[bad] = np.nan
+    return image, variance, bad

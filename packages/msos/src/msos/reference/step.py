@@ -15,6 +15,7 @@ phase-dependent ePSF error cannot be told from phase-dependent position and flux
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,11 +42,13 @@ from msos.reference.kernel import (
     select_epochs,
     stack_epochs,
 )
+from msos.reference.superres import PREDICT_HALF_TAPS, Tiling, super_resolve
 from roman_schemas.products.msos import (
     MsosPartitionMeta,
     PhotometryFlag,
     ReferenceFrame,
     ReferenceObjects,
+    SuperResolvedFrame,
 )
 
 log = logging.getLogger(__name__)
@@ -189,7 +192,54 @@ class ReferenceStep(PartitionStep):
                     )  # fmt: skip
 
         frame = self._frame(stack, saturated, anchor.epoch, stacked, fwhm, parameters, epochs)
+        if bool(parameters.get("superres", True)):
+            chosen = [int(k) for k in np.flatnonzero(selection.selected)]
+            chosen = chosen[: int(parameters.get("superres_max_epochs", 48))]
+            frame.superres = self._superres(frame, summaries, chosen, parameters)
         self.publish(frame, self.partition.reference_key(), parameters)
+
+    def _superres(
+        self,
+        frame: ReferenceFrame,
+        summaries: list[EpochSummary],
+        chosen: list[int],
+        parameters: Mapping[str, Any],
+    ) -> SuperResolvedFrame | None:
+        """The field super-resolved from the selected epochs (each read once more), or None
+        with fewer than ``superres_min_epochs`` of them (epochs are then phase-matched with
+        the ePSF instead). Each epoch's offset is measured against the finished frame the way
+        the epoch step will measure it (:func:`msos.epoch.measure_shift`): the stack's grid is
+        the anchor's moved by its epochs' mean sub-pixel offset, and the two must agree."""
+        from msos.context import PartitionReference
+        from msos.epoch import measure_shift
+
+        if len(chosen) < int(parameters.get("superres_min_epochs", 12)):
+            log.warning("%d epochs: too few to super-resolve the reference", len(chosen),
+                        extra={"step": self.name})  # fmt: skip
+            return None
+
+        # the frame's bright stars and WCS are all measure_shift reads of it
+        reference = PartitionReference(self.partition, "", "", frame, None, None)  # type: ignore[arg-type]
+
+        def frames() -> Iterable[tuple]:
+            for k in chosen:
+                epoch = read_input_epoch(self.ctx, summaries[k].ref, self.partition)
+                offset = measure_shift(reference, epoch)  # reference = epoch + d
+                shift = (-float(offset.dx), -float(offset.dy))
+                yield epoch.data, epoch.variance, epoch.bad | epoch.saturated, shift
+
+        tiling = Tiling(tile=int(parameters.get("superres_tile", 256)))
+        with tempfile.TemporaryDirectory(prefix="msos-superres-") as scratch:
+            image, blurs = super_resolve(
+                frames(), frame.data.shape, scratch, tiling=tiling,
+                smooth=float(parameters.get("superres_smooth", 0.1)),
+            )  # fmt: skip
+        log.info("super-resolved reference from %d epochs (blur rms %.4f pix²)", len(chosen),
+                 float(np.std(blurs)), extra={"step": self.name})  # fmt: skip
+        return SuperResolvedFrame(
+            data=image.fine.astype("float32"), factor=image.factor, pad=image.pad,
+            n_epochs=len(chosen), half_taps=PREDICT_HALF_TAPS,
+        )  # fmt: skip
 
     def _frame(
         self,

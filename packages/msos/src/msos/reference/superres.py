@@ -321,6 +321,7 @@ def reconstruct_tiled(
     tiling: Tiling | None = None,
     iterations: int = 60,
     tol: float = 1e-4,
+    smooth: float = 0.1,
 ) -> SuperResolvedImage:
     """:func:`reconstruct` of whole frames (any size: arrays or memory maps), tile by tile.
     ``shifts`` are each frame's ``(dx, dy)`` from the reference grid, whole pixels included;
@@ -333,7 +334,9 @@ def reconstruct_tiled(
     done, worst = 0, 0.0
     for rows, cols, region_rows, region_cols in tiling.tiles(shape):
         frames = _region_frames(data, weight, shifts, blurs, region_rows, region_cols)
-        part = reconstruct(frames, factor=factor, pad=pad, iterations=iterations, tol=tol)
+        part = reconstruct(
+            frames, factor=factor, pad=pad, iterations=iterations, tol=tol, smooth=smooth
+        )
         top = factor * (pad + rows.start - region_rows.start)
         left = factor * (pad + cols.start - region_cols.start)
         h, w = factor * (rows.stop - rows.start), factor * (cols.stop - cols.start)
@@ -429,3 +432,55 @@ def _decimate(
                     acc[i] += w * row[i]
         for i in range(nx):
             out[j, i] = acc[i]
+
+
+#: trial per-exposure blurs (pixel²): Roman's pointing jitter changes an exposure's PSF
+#: variance by a few thousandths of a pixel²; a grid of ±0.03 brackets that with room
+BLUR_TRIALS = np.linspace(-0.03, 0.03, 13)
+
+
+def super_resolve(
+    frames: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]],
+    shape: tuple[int, int],
+    scratch: str,
+    *,
+    factor: int = 2,
+    pad: int = 8,
+    tiling: Tiling | None = None,
+    smooth: float = 0.1,
+) -> tuple[SuperResolvedImage, np.ndarray]:
+    """The super-resolved reference from whole exposures ``(data, variance, bad, (dx, dy))``
+    (read once each and kept as memory maps under ``scratch``, so a detector's worth of
+    epochs need not fit in memory), and each exposure's fitted blur. Every exposure's own
+    sky (median) is removed; the blurs are fitted on the frame's central tile against a
+    first reconstruction that ignores them, then every tile is solved with them."""
+    tiling = tiling or Tiling()
+    data, weight, shifts = [], [], []
+    for k, (d, variance, bad, shift) in enumerate(frames):
+        if d.shape != shape:
+            raise ValueError(f"exposure {k} is {d.shape}, the reference {shape}")
+        w = frame_weights(variance, bad | ~np.isfinite(d))
+        good = w > 0
+        sky = float(np.median(d[good])) if good.any() else 0.0
+        for name, values, out in (
+            ("data", np.where(good, d - sky, 0.0), data),
+            ("weight", w, weight),
+        ):
+            stored = np.lib.format.open_memmap(f"{scratch}/{name}{k}.npy", "w+", np.float32, shape)
+            stored[...] = values
+            out.append(stored)
+        shifts.append((float(shift[0]), float(shift[1])))
+    if not data:
+        raise ValueError("no exposures to super-resolve")
+    ny, nx = shape
+    size = min(tiling.tile, ny, nx)
+    rows = slice((ny - size) // 2, (ny - size) // 2 + size)
+    cols = slice((nx - size) // 2, (nx - size) // 2 + size)
+    probe = _region_frames(data, weight, shifts, [0.0] * len(data), rows, cols)
+    first = reconstruct(probe, factor=factor, pad=pad, smooth=smooth)
+    blurs = best_blur(fit_blurs(probe, first, BLUR_TRIALS), BLUR_TRIALS)
+    blurs -= np.median(blurs)  # the scene takes the typical exposure's PSF
+    image = reconstruct_tiled(
+        data, weight, shifts, blurs, factor=factor, pad=pad, tiling=tiling, smooth=smooth
+    )
+    return image, blurs

@@ -48,6 +48,7 @@ from roman_schemas.products.msos.photometry import (
     LightCurveObjects,
     ReferenceFrame,
     ReferenceObjects,
+    SuperResolvedFrame,
 )
 
 __all__ = [
@@ -87,6 +88,7 @@ __all__ = [
     "ReferenceFrameV1_0_0",
     "ReferenceFrameV1_1_0",
     "ReferenceObjects",
+    "SuperResolvedFrame",
     "VariabilityCatalog",
     "VariableObjects",
 ]

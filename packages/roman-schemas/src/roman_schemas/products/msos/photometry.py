@@ -64,6 +64,33 @@ class GriddedPSF(MetaModel):
         )
 
 
+class SuperResolvedFrame(MetaModel):
+    """The reference field on a grid ``factor`` times finer than the detector's, made from the
+    dithered epochs: what an epoch at any sub-pixel offset sees of it, which a stack of
+    undersampled frames cannot show (see ``msos.reference.superres``)."""
+
+    model_config = MetaModel.model_config | {"arbitrary_types_allowed": True}
+
+    data: NDArray("float32", 2) = Field(
+        description="fine grid (image_unit per detector pixel, sky removed): detector pixel "
+        "(x, y) spans fine pixels factor*(x + pad) ... factor*(x + pad + 1) - 1"
+    )
+    factor: int = Field(ge=2, description="fine pixels per detector pixel, each axis")
+    pad: int = Field(ge=0, description="detector pixels of fine grid beyond each edge")
+    n_epochs: int = Field(ge=1, description="epochs it was reconstructed from")
+    half_taps: int = Field(
+        ge=1, description="fine pixels each side of a detector pixel that its view spans"
+    )
+
+    @classmethod
+    def example(cls, image: np.ndarray, factor: int = 2, pad: int = 4) -> SuperResolvedFrame:
+        """A fine grid that every epoch would see as ``image`` (each pixel's value spread over
+        its fine pixels; docs and tests)."""
+        padded = np.pad(image, pad)
+        fine = np.repeat(np.repeat(padded, factor, axis=0), factor, axis=1)
+        return cls(data=fine.astype("float32"), factor=factor, pad=pad, n_epochs=12, half_taps=16)
+
+
 class ReferenceObjects(Table):
     """Objects measured on the reference frame by PSF fitting."""
 
@@ -150,6 +177,9 @@ class ReferenceFrame(MsosProduct):
     )
     psf: GriddedPSF
     objects: ReferenceObjects
+    superres: SuperResolvedFrame | None = Field(
+        default=None, description="the field super-resolved from the dithered epochs"
+    )
 
     @model_validator(mode="after")
     def _same_shape(self) -> Self:
@@ -160,6 +190,11 @@ class ReferenceFrame(MsosProduct):
         missing = {"CTYPE1", "CTYPE2", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2"} - set(self.wcs_fits)
         if missing:
             raise ValueError(f"wcs_fits lacks {sorted(missing)}")
+        if self.superres is not None:
+            f, p = self.superres.factor, self.superres.pad
+            fine = (f * (shape[0] + 2 * p), f * (shape[1] + 2 * p))
+            if self.superres.data.shape != fine:
+                raise ValueError(f"superres shape {self.superres.data.shape} != {fine}")
         return self
 
     @classmethod
@@ -179,6 +214,7 @@ class ReferenceFrame(MsosProduct):
             coverage=np.full(image.shape, 12, dtype="uint16"),
             wcs_fits=wcs,
             psf=GriddedPSF.example(size),
+            superres=SuperResolvedFrame.example(image),
             objects=ReferenceObjects(
                 object_id=np.arange(1, n_objects + 1, dtype="int64"),
                 x_pix=x,
