@@ -91,15 +91,6 @@ def test_every_epoch_is_processed_into_one_daily_product(processed):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 4): epochs at the reference's sub-pixel phase (offset < 0.1 pix) are at "
-    "chi2 0.93-0.98 in every bin, epochs 0.2-0.5 pix away at 1.35-1.51: the stars re-rendered "
-    "at the epoch's phase carry the built ePSF's error there (0.16% rms of a star's flux over "
-    "phases; 0.001% for the truth ePSF, with which every bin is at 1.0-1.05); over all epochs "
-    "chi2 is 1.2-1.32 per bin. A super-resolved reference with a fitted per-epoch width "
-    "(msos.reference.superres, not yet wired in) gave 0.88-0.95 in every bin",
-)
 def test_constant_stars_scatter_as_their_errors_predict_at_every_magnitude(processed, simulated):
     _, daily, _ = processed
     match, truth = _matched_truth(simulated, daily)

@@ -10,6 +10,10 @@ default) that ePSF is then refined on the dithered epochs themselves (up to ``ps
 selected ones, read again at every iteration), each PSF star's position and flux shared among
 them (:func:`msos.psf.build.build_epsf_from_epochs`): on one undersampled frame a
 phase-dependent ePSF error cannot be told from phase-dependent position and flux errors.
+Last, with ``superres`` (the default), the field is super-resolved from the same dithered
+epochs onto a 2× grid (:mod:`msos.reference.superres`): the epoch step predicts the
+reference at each epoch's sub-pixel offset from it, which no stack of undersampled frames
+and no ePSF built from them does to the noise.
 """
 
 from __future__ import annotations

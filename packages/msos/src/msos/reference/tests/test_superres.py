@@ -88,20 +88,26 @@ def test_frames_must_agree_in_shape():
         reconstruct([])
 
 
-def test_exposures_with_wider_or_narrower_psfs_are_modelled_with_their_blur():
-    rng = np.random.default_rng(4)
+def _jittered(seed: int, largest_blur: float):
+    """Stars (x, y, flux) and 20 dithered exposures ``(data, weight, shift, blur)`` whose PSF
+    variance differs by up to ``largest_blur`` pix² (the first by none)."""
+    rng = np.random.default_rng(seed)
     x, y = rng.uniform(6, SIZE - 7, (2, 30))
     f = rng.uniform(1e4, 3e5, 30)
-    frames_known, frames_ignored = [], []
+    frames = []
     for k in range(20):
         shift = (0.0, 0.0) if k == 0 else tuple(rng.uniform(-0.5, 0.5, 2))
-        blur = 0.0 if k == 0 else float(rng.uniform(-0.08, 0.08))
+        blur = 0.0 if k == 0 else float(rng.uniform(-largest_blur, largest_blur))
         truth = _render(x, y, f, shift, np.sqrt(SIGMA**2 + blur))
         var = 25.0 + truth
         data = truth + rng.normal(size=truth.shape) * np.sqrt(var)
-        weight = frame_weights(var, np.zeros(var.shape, bool))
-        frames_known.append((data, weight, shift, blur))
-        frames_ignored.append((data, weight, shift))
+        frames.append((data, frame_weights(var, np.zeros(var.shape, bool)), shift, blur))
+    return x, y, f, frames
+
+
+def test_exposures_with_wider_or_narrower_psfs_are_modelled_with_their_blur():
+    x, y, f, frames_known = _jittered(4, 0.08)
+    frames_ignored = [frame[:3] for frame in frames_known]
     truth = _render(x, y, f, (0.5, -0.3))
     sigma = np.sqrt(25.0 + truth)
     inner = (slice(4, SIZE - 4), slice(4, SIZE - 4))
@@ -160,18 +166,9 @@ def test_a_tiled_reconstruction_matches_the_whole_one(dithered):
 
 
 def test_each_exposures_blur_is_recovered_from_the_data():
-    rng = np.random.default_rng(7)
-    x, y = rng.uniform(6, SIZE - 7, (2, 30))
-    f = rng.uniform(1e4, 3e5, 30)
-    frames, true_blur = [], []
-    for k in range(20):
-        shift = (0.0, 0.0) if k == 0 else tuple(rng.uniform(-0.5, 0.5, 2))
-        blur = 0.0 if k == 0 else float(rng.uniform(-0.06, 0.06))
-        truth = _render(x, y, f, shift, np.sqrt(SIGMA**2 + blur))
-        var = 25.0 + truth
-        data = truth + rng.normal(size=truth.shape) * np.sqrt(var)
-        frames.append((data, frame_weights(var, np.zeros(var.shape, bool)), shift))
-        true_blur.append(blur)
+    frames = _jittered(7, 0.06)[3]
+    true_blur = [frame[3] for frame in frames]
+    frames = [frame[:3] for frame in frames]
     trials = np.linspace(-0.1, 0.1, 11)
     fitted = best_blur(fit_blurs(frames, reconstruct(frames), trials), trials)
     # against a scene that is their average: the blurs are recovered up to a common offset
