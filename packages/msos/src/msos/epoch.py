@@ -4,8 +4,9 @@ The chain every epoch goes through (``msos dia`` + ``msos photometry``, or both 
 ``msos process-partition``): measure the epoch's offset from the reference grid (WCS
 prediction refined on stars), predict the reference at the epoch's phase from its
 super-resolved frame (or, for a frame without one, re-render its stars there with the
-ePSF), fit and apply the DIA kernel, and fit every catalog object's flux change with the reference ePSF convolved by
-the local kernel. Fluxes come out in µJy, on the reference's photometric scale.
+ePSF), fit and apply the DIA kernel, and fit every catalog object's flux change with the
+reference ePSF convolved by the local kernel. Fluxes come out in µJy, on the reference's
+photometric scale.
 """
 
 from __future__ import annotations

@@ -46,7 +46,12 @@ from msos.reference.kernel import (
     select_epochs,
     stack_epochs,
 )
-from msos.reference.superres import PREDICT_HALF_TAPS, Tiling, super_resolve
+from msos.reference.superres import (
+    PREDICT_HALF_TAPS,
+    Tiling,
+    TooFewExposures,
+    super_resolve,
+)
 from roman_schemas.products.msos import (
     MsosPartitionMeta,
     PhotometryFlag,
@@ -217,7 +222,8 @@ class ReferenceStep(PartitionStep):
         from msos.context import PartitionReference
         from msos.epoch import measure_shift
 
-        if len(chosen) < int(parameters.get("superres_min_epochs", 12)):
+        minimum = int(parameters.get("superres_min_epochs", 12))
+        if len(chosen) < minimum:
             log.warning("%d epochs: too few to super-resolve the reference", len(chosen),
                         extra={"step": self.name})  # fmt: skip
             return None
@@ -227,22 +233,36 @@ class ReferenceStep(PartitionStep):
 
         def frames() -> Iterable[tuple]:
             for k in chosen:
-                epoch = read_input_epoch(self.ctx, summaries[k].ref, self.partition)
-                offset = measure_shift(reference, epoch)  # reference = epoch + d
+                try:
+                    epoch = read_input_epoch(self.ctx, summaries[k].ref, self.partition)
+                    offset = measure_shift(reference, epoch)  # reference = epoch + d
+                except EpochRejected as rejection:
+                    log.warning("epoch left out of the super-resolved frame: %s", rejection,
+                                extra={"step": self.name})  # fmt: skip
+                    continue
+                if offset.n_matched < 3:
+                    log.warning("epoch left out of the super-resolved frame: %s matches only "
+                                "%d reference stars", summaries[k].ref, offset.n_matched,
+                                extra={"step": self.name})  # fmt: skip
+                    continue
                 shift = (-float(offset.dx), -float(offset.dy))
                 yield epoch.data, epoch.variance, epoch.bad | epoch.saturated, shift
 
         tiling = Tiling(tile=int(parameters.get("superres_tile", 256)))
-        with tempfile.TemporaryDirectory(prefix="msos-superres-") as scratch:
-            image, blurs = super_resolve(
-                frames(), frame.data.shape, scratch, tiling=tiling,
-                smooth=float(parameters.get("superres_smooth", 0.1)),
-            )  # fmt: skip
-        log.info("super-resolved reference from %d epochs (blur rms %.4f pix²)", len(chosen),
+        try:
+            with tempfile.TemporaryDirectory(prefix="msos-superres-") as scratch:
+                image, blurs = super_resolve(
+                    frames(), frame.data.shape, scratch, tiling=tiling,
+                    smooth=float(parameters.get("superres_smooth", 0.1)), minimum=minimum,
+                )  # fmt: skip
+        except TooFewExposures as exc:
+            log.warning("no super-resolved reference: %s", exc, extra={"step": self.name})
+            return None
+        log.info("super-resolved reference from %d epochs (blur rms %.4f pix²)", len(blurs),
                  float(np.std(blurs)), extra={"step": self.name})  # fmt: skip
         return SuperResolvedFrame(
             data=image.fine.astype("float32"), factor=image.factor, pad=image.pad,
-            n_epochs=len(chosen), half_taps=PREDICT_HALF_TAPS,
+            n_epochs=len(blurs), half_taps=PREDICT_HALF_TAPS,
         )  # fmt: skip
 
     def _frame(

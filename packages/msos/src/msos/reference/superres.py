@@ -53,23 +53,13 @@ def _observe_spectrum(
     spectrum: np.ndarray, response: np.ndarray, factor: int, pad: int, shape: tuple[int, int]
 ) -> np.ndarray:
     """Filter the fine grid (given as its Fourier transform, which every frame shares) with a
-    frame's ``response`` and keep every ``factor``-th fine pixel: the frame's pixels."""
-    moved = np.fft.ifft2(spectrum * response).real
+    frame's ``response`` and keep every ``factor``-th fine pixel: the frame's pixels. Keeping
+    every ``factor``-th pixel folds the spectrum's aliases together, so the inverse
+    transform is on the coarse grid (``factor²`` times smaller)."""
+    folded = _aliases(spectrum * response, factor).sum(axis=-1) / (factor * factor)
+    coarse = np.fft.ifft2(folded).real
     ny, nx = shape
-    return moved[::factor, ::factor][pad : pad + ny, pad : pad + nx]
-
-
-def _spread_spectrum(
-    image: np.ndarray, response: np.ndarray, factor: int, pad: int, fine_shape: tuple
-) -> np.ndarray:
-    """The Fourier transform of the adjoint of :func:`_observe_spectrum`. Frames' spectra
-    add, so a sum over frames needs one inverse transform."""
-    ny, nx = image.shape
-    up = np.zeros(fine_shape)
-    up[factor * pad : factor * (pad + ny) : factor, factor * pad : factor * (pad + nx) : factor] = (
-        image
-    )
-    return np.fft.fft2(up) * response.conj()
+    return coarse[pad : pad + ny, pad : pad + nx]
 
 
 def _response(
@@ -120,14 +110,13 @@ def _alias_preconditioner(
     """Inverse of the normal matrix as it would be if every exposure weighted all its pixels
     alike (``weights``): then it only couples each frequency with its ``factor²`` aliases,
     so it is a stack of small blocks, inverted exactly. Bad pixels and the unseen border
-    are what is left for the conjugate gradients."""
+    are what is left for the conjugate gradients. Responses and ``lam`` in alias-block
+    layout."""
     n = factor * factor
-    qy, qx = responses[0].shape[0] // factor, responses[0].shape[1] // factor
-    blocks = np.zeros((qy, qx, n, n), dtype=complex)
-    for response, w in zip(responses, weights, strict=True):
-        u = _aliases(response, factor)
+    blocks = np.zeros((*responses[0].shape[:2], n, n), dtype=complex)
+    for u, w in zip(responses, weights, strict=True):
         blocks += (w / n) * (u.conj()[..., :, None] * u[..., None, :])
-    blocks += _aliases(lam, factor)[..., :, None] * np.eye(n)
+    blocks += lam[..., :, None] * np.eye(n)
     return np.linalg.inv(blocks)
 
 
@@ -165,32 +154,45 @@ def reconstruct(
         clean.append((np.where(good, np.nan_to_num(d), 0.0), np.where(good, w, 0.0), s, blur))
     level = float(np.mean([c[1].mean() for c in clean]))
     lam = _penalty(fine_shape, level, ridge, smooth)
-    responses = [_response(fine_shape, factor, s, b) for _, _, s, b in clean]
+    # every spectrum below is in alias-block layout (Qy, Qx, factor²): what keeping every
+    # factor-th pixel folds together sits in one row, so a frame's view is a sum over it
+    responses = [
+        np.ascontiguousarray(_aliases(_response(fine_shape, factor, s, b), factor))
+        for _, _, s, b in clean
+    ]
+    conjugates = [u.conj() for u in responses]
+    lam_blocks = _aliases(lam, factor)
+    coarse_shape = (fine_shape[0] // factor, fine_shape[1] // factor)
 
-    def spread(images: Iterable[tuple[np.ndarray, np.ndarray]], extra: Any = 0.0) -> np.ndarray:
-        """Σ over frames of the adjoint applied to ``(image, response)`` (plus ``extra``,
-        a spectrum)."""
-        total = sum(_spread_spectrum(im, u, factor, pad, fine_shape) for im, u in images)
-        return np.fft.ifft2(total + extra).real
+    def spread(images: Iterable[tuple[np.ndarray, int]], extra: Any = 0.0) -> np.ndarray:
+        """Σ over frames of the adjoint applied to ``(image, frame index)`` (plus ``extra``,
+        a spectrum), back on the fine grid."""
+        total = extra
+        for image, k in images:
+            coarse = np.zeros(coarse_shape)
+            coarse[pad : pad + ny, pad : pad + nx] = image
+            total = total + np.fft.fft2(coarse)[..., None] * conjugates[k]
+        return np.fft.ifft2(_unalias(total, factor)).real
 
     def normal(fine: np.ndarray) -> np.ndarray:
-        spectrum = np.fft.fft2(fine)  # once for all frames
-        seen = (
-            (c[1] * _observe_spectrum(spectrum, u, factor, pad, shape), u)
-            for c, u in zip(clean, responses, strict=True)
-        )
-        return spread(seen, lam * spectrum)
+        spectrum = _aliases(np.fft.fft2(fine), factor)  # once for all frames
+        seen = []
+        for k, (c, u) in enumerate(zip(clean, responses, strict=True)):
+            folded = np.einsum("...a,...a->...", spectrum, u) / (factor * factor)
+            view = np.fft.ifft2(folded).real[pad : pad + ny, pad : pad + nx]
+            seen.append((c[1] * view, k))
+        return spread(seen, lam_blocks * spectrum)
 
     # the preconditioner's uniform weights: each frame's mean over the padded grid
     means = [float(w.sum()) / ((ny + 2 * pad) * (nx + 2 * pad)) for _, w, _, _ in clean]
-    inverse = _alias_preconditioner(factor, responses, means, lam)
+    inverse = _alias_preconditioner(factor, responses, means, lam_blocks)
 
     def precondition(r: np.ndarray) -> np.ndarray:
         blocks = _aliases(np.fft.fft2(r), factor)
         solved = np.einsum("...ij,...j->...i", inverse, blocks)
         return np.fft.ifft2(_unalias(solved, factor)).real
 
-    rhs = spread([(c[1] * c[0], u) for c, u in zip(clean, responses, strict=True)])
+    rhs = spread([(c[1] * c[0], k) for k, c in enumerate(clean)])
     norm = float(np.sqrt(np.sum(rhs * rhs))) or 1.0
     fine = np.zeros(fine_shape)
     r = rhs.copy()
@@ -434,6 +436,10 @@ def _decimate(
             out[j, i] = acc[i]
 
 
+class TooFewExposures(ValueError):
+    """Fewer usable exposures than a super-resolved frame needs."""
+
+
 #: trial per-exposure blurs (pixel²): Roman's pointing jitter changes an exposure's PSF
 #: variance by a few thousandths of a pixel²; a grid of ±0.03 brackets that with room
 BLUR_TRIALS = np.linspace(-0.03, 0.03, 13)
@@ -448,6 +454,8 @@ def super_resolve(
     pad: int = 8,
     tiling: Tiling | None = None,
     smooth: float = 0.1,
+    iterations: int = 60,
+    minimum: int = 1,
 ) -> tuple[SuperResolvedImage, np.ndarray]:
     """The super-resolved reference from whole exposures ``(data, variance, bad, (dx, dy))``
     (read once each and kept as memory maps under ``scratch``, so a detector's worth of
@@ -470,17 +478,18 @@ def super_resolve(
             stored[...] = values
             out.append(stored)
         shifts.append((float(shift[0]), float(shift[1])))
-    if not data:
-        raise ValueError("no exposures to super-resolve")
+    if len(data) < minimum:
+        raise TooFewExposures(f"{len(data)} usable exposures to super-resolve, {minimum} needed")
     ny, nx = shape
     size = min(tiling.tile, ny, nx)
     rows = slice((ny - size) // 2, (ny - size) // 2 + size)
     cols = slice((nx - size) // 2, (nx - size) // 2 + size)
     probe = _region_frames(data, weight, shifts, [0.0] * len(data), rows, cols)
-    first = reconstruct(probe, factor=factor, pad=pad, smooth=smooth)
+    first = reconstruct(probe, factor=factor, pad=pad, smooth=smooth, iterations=iterations)
     blurs = best_blur(fit_blurs(probe, first, BLUR_TRIALS), BLUR_TRIALS)
     blurs -= np.median(blurs)  # the scene takes the typical exposure's PSF
     image = reconstruct_tiled(
-        data, weight, shifts, blurs, factor=factor, pad=pad, tiling=tiling, smooth=smooth
-    )
+        data, weight, shifts, blurs, factor=factor, pad=pad, tiling=tiling, smooth=smooth,
+        iterations=iterations,
+    )  # fmt: skip
     return image, blurs
