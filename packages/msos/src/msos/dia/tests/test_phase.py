@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from msos.dia.kernel import apply_kernel, choose_stamps, solve_kernel
-from msos.dia.phase import SceneModel, phase_matched_reference
+from msos.dia.phase import SceneModel, phase_matched_reference, superres_reference
 from msos.psf.model import EPSFGrid, gaussian_epsf, render_stars
+from msos.reference.superres import frame_weights, reconstruct
 
 SHAPE = (160, 160)
 SHIFT = (0.41, -0.27)
@@ -80,6 +81,43 @@ def test_bad_reference_pixels_stay_bad_and_local(scene):
     assert bad_e[80, 80] or bad_e[79, 80] or bad_e[80, 79]
     interior = bad_e[4:-4, 4:-4]
     assert 1 <= interior.sum() <= 16  # around the bad pixel only (edges shift in empty)
+    assert np.isfinite(image[~bad_e]).all() and np.isnan(image[bad_e]).all()
+
+
+@pytest.fixture(scope="module")
+def super_resolved(scene):
+    """The scene's field super-resolved from 16 dithered epochs (none at the test's phase)."""
+    s = scene
+    rng = np.random.default_rng(4)
+    frames = []
+    for _ in range(16):
+        shift = tuple(rng.uniform(-0.5, 0.5, 2))
+        truth = render_stars(SHAPE, s["x"] + shift[0], s["y"] + shift[1], s["flux"], s["epsf"])
+        var = truth + 5.0
+        data = truth + rng.normal(0, np.sqrt(var))
+        frames.append((data, frame_weights(var, np.zeros(SHAPE, bool)), shift))
+    return reconstruct(frames)
+
+
+def test_a_super_resolved_reference_subtracts_bright_stars_to_the_noise(scene, super_resolved):
+    s = scene
+    bad = np.zeros(SHAPE, dtype=bool)
+    # the stack's variance stands for the reference's: 16 epochs instead of 50
+    variance = (s["ref_var"] * 50 / 16).astype("float32")
+    image, variance, bad_e = superres_reference(super_resolved, variance, bad, SHIFT)
+    assert _bright_chi2(_difference(np.nan_to_num(image), variance, bad_e, s), s) < 1.5
+
+
+def test_a_super_resolved_reference_keeps_bad_pixels_and_the_edges_it_cannot_see(
+    scene, super_resolved
+):
+    s = scene
+    bad = np.zeros(SHAPE, dtype=bool)
+    bad[80, 80] = True
+    image, _, bad_e = superres_reference(super_resolved, s["ref_var"], bad, (2.4, -1.3))
+    assert bad_e[81, 82] or bad_e[79, 82] or bad_e[78, 82]  # the pixel, moved with the epoch
+    assert 1 <= bad_e[8:-8, 8:-8].sum() <= 16
+    assert bad_e[:, :3].all() and bad_e[-2:].all()  # what the frame never saw
     assert np.isfinite(image[~bad_e]).all() and np.isnan(image[bad_e]).all()
 
 
