@@ -1,0 +1,1 @@
+"""MSOS events: find, classify and model microlensing events in the light curves."""

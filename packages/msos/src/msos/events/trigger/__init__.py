@@ -1,0 +1,1 @@
+"""The incremental daily trigger over every object of a partition."""

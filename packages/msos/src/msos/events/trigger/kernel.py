@@ -1,0 +1,229 @@
+"""The daily event trigger: a running baseline per object, and a run of significant
+brightenings over it fires.
+
+Each object keeps a small state between days — its baseline flux, its epoch-to-epoch
+scatter and the photometric errors' share of it, its last flux, and the current run of
+significant brightenings — so a day's pass reads only that day's epochs (the work scales
+with the day, not the season). An epoch is significant when ``z = (f − baseline) / σ``
+exceeds ``threshold``, with ``σ² = err² + excess`` and ``excess`` the scatter the errors do
+not explain. The scatter comes from differences of consecutive epochs (half their mean
+square), which a slow rise barely touches: measured about the baseline instead, an event
+days long would raise its own bar as it rose. Stars varying from epoch to epoch need a
+larger excursion to fire; smooth variables do fire, and the classification tells them apart.
+``min_run`` consecutive significant brightenings trigger the object. Only epochs within
+``clip`` σ update the baseline (an exponentially weighted mean over ``window`` epochs, a
+plain mean while fewer have been seen), so an event does not drag its own baseline up.
+Times at or before the last epoch already seen are skipped: re-running a day changes
+nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numba
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TriggerParameters:
+    """What makes an object trigger (defaults: 3 epochs in a row above 3σ, 5 days of memory
+    at Roman's 15-minute cadence)."""
+
+    threshold: float = 3.0
+    min_run: int = 3
+    clip: float = 3.0
+    window: int = 480  # epochs the baseline remembers (exponential weighting)
+    warmup: int = 10  # baseline epochs before an object can trigger
+
+
+@dataclass
+class TriggerState:
+    """Per-object trigger state of one partition, carried from day to day."""
+
+    object_id: np.ndarray  # int64, sorted
+    n_baseline: np.ndarray  # int32: epochs that went into the baseline
+    baseline: np.ndarray  # float64: baseline flux (the light curves' unit)
+    scatter_var: np.ndarray  # float64: half the mean square of consecutive differences
+    error_var: np.ndarray  # float64: the same pairs' mean err²
+    last_flux: np.ndarray  # float64: the last good epoch's flux and err² (NaN: none yet)
+    last_err2: np.ndarray
+    run: np.ndarray  # int32: current run of significant brightenings
+    peak_z: np.ndarray  # float32: largest significance seen
+    trigger_time: np.ndarray  # float64: first trigger (NaN: not triggered)
+    last_time: float = -np.inf  # the last epoch's time already processed
+    n_epochs: int = 0  # epochs processed
+    parameters: TriggerParameters = field(default_factory=TriggerParameters)
+
+    @classmethod
+    def new(
+        cls, object_id: np.ndarray, parameters: TriggerParameters | None = None
+    ) -> TriggerState:
+        """A fresh state for ``object_id`` (nothing seen yet)."""
+        ids = np.unique(np.asarray(object_id, dtype=np.int64))
+        n = ids.size
+        return cls(
+            object_id=ids, n_baseline=np.zeros(n, np.int32), baseline=np.zeros(n),
+            scatter_var=np.zeros(n), error_var=np.zeros(n), last_flux=np.full(n, np.nan),
+            last_err2=np.full(n, np.nan), run=np.zeros(n, np.int32),
+            peak_z=np.zeros(n, np.float32), trigger_time=np.full(n, np.nan),
+            parameters=parameters or TriggerParameters(),
+        )  # fmt: skip
+
+    @property
+    def triggered(self) -> np.ndarray:
+        """Objects that have triggered (boolean, in ``object_id`` order)."""
+        return np.isfinite(self.trigger_time)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every per-object array and the scalars, by name (to store the state)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "parameters"}
+        out["last_time"] = np.float64(self.last_time)
+        out["n_epochs"] = np.int64(self.n_epochs)
+        for f in fields(TriggerParameters):
+            out[f"parameter_{f.name}"] = np.asarray(getattr(self.parameters, f.name))
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> TriggerState:
+        """Inverse of :meth:`arrays`."""
+        values = {}
+        for f in fields(TriggerParameters):
+            value = np.asarray(arrays[f"parameter_{f.name}"])
+            values[f.name] = int(value) if f.type == "int" else float(value)
+        parameters = TriggerParameters(**values)
+        names = [
+            f.name for f in fields(cls) if f.name not in ("parameters", "last_time", "n_epochs")
+        ]
+        return cls(
+            **{name: np.asarray(arrays[name]) for name in names},
+            last_time=float(arrays["last_time"]), n_epochs=int(arrays["n_epochs"]),
+            parameters=parameters,
+        )  # fmt: skip
+
+
+def _epoch_order(time: np.ndarray, after: float) -> np.ndarray:
+    """Columns to process, in time order: finite, later than ``after``, first of duplicates."""
+    time = np.asarray(time, dtype=np.float64)
+    keep = np.flatnonzero(np.isfinite(time) & (time > after))
+    order = keep[np.argsort(time[keep], kind="stable")]
+    if order.size:
+        first = np.concatenate([[True], np.diff(time[order]) > 0])
+        order = order[first]
+    return order
+
+
+def update(
+    state: TriggerState,
+    object_id: np.ndarray,
+    time: np.ndarray,
+    flux: np.ndarray,
+    flux_err: np.ndarray,
+    flags: np.ndarray | None = None,
+) -> np.ndarray:
+    """Run one day's epochs (``flux``, ``flux_err``, ``flags``: objects × epochs, any time
+    order) through ``state``; returns the object ids that triggered during them.
+
+    Rows are matched to the state by ``object_id``; objects it has not seen are added.
+    Epochs at or before the state's last time, duplicated times, NaN fluxes, non-positive
+    or NaN errors and flagged measurements are skipped."""
+    ids = np.asarray(object_id, dtype=np.int64)
+    _add_objects(state, ids)
+    rows = np.searchsorted(state.object_id, ids)
+    order = _epoch_order(time, state.last_time)
+    if order.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    t = np.asarray(time, dtype=np.float64)[order]
+    f = np.asarray(flux)[:, order]
+    e = np.asarray(flux_err)[:, order]
+    g = np.zeros(f.shape, np.uint8) if flags is None else (np.asarray(flags)[:, order] != 0)
+    p = state.parameters
+    fired = np.zeros(ids.size, dtype=np.bool_)
+    _update_rows(
+        rows, t, f, e, g.view(np.uint8), state.n_baseline, state.baseline, state.scatter_var,
+        state.error_var, state.last_flux, state.last_err2, state.run, state.peak_z,
+        state.trigger_time, fired,
+        float(p.threshold), int(p.min_run), float(p.clip), int(p.window), int(p.warmup),
+    )  # fmt: skip
+    state.last_time = float(t[-1])
+    state.n_epochs += int(t.size)
+    return ids[fired]
+
+
+def _add_objects(state: TriggerState, ids: np.ndarray) -> None:
+    """Grow the state by the objects of ``ids`` it does not hold yet (kept sorted)."""
+    new = np.setdiff1d(ids, state.object_id)
+    if new.size == 0:
+        return
+    grown = TriggerState.new(np.concatenate([state.object_id, new]), state.parameters)
+    old_rows = np.searchsorted(grown.object_id, state.object_id)
+    for f in fields(TriggerState):
+        if f.name in ("object_id", "last_time", "n_epochs", "parameters"):
+            continue
+        getattr(grown, f.name)[old_rows] = getattr(state, f.name)
+    for f in fields(TriggerState):
+        if f.name in ("last_time", "n_epochs", "parameters"):
+            continue
+        setattr(state, f.name, getattr(grown, f.name))
+
+
+@numba.njit(cache=True)
+def _update_rows(
+    rows: np.ndarray, t: np.ndarray, f: np.ndarray, e: np.ndarray, bad: np.ndarray,
+    n_baseline: np.ndarray, baseline: np.ndarray, scatter_var: np.ndarray,
+    error_var: np.ndarray, last_flux: np.ndarray, last_err2: np.ndarray, run: np.ndarray,
+    peak_z: np.ndarray, trigger_time: np.ndarray, fired: np.ndarray, threshold: float,
+    min_run: int, clip: float, window: int, warmup: int,
+) -> None:  # fmt: skip
+    n_obj, n_ep = f.shape
+    for i in range(n_obj):
+        k = rows[i]
+        n = n_baseline[k]
+        mean = baseline[k]
+        var = scatter_var[k]
+        evar = error_var[k]
+        previous = last_flux[k]
+        previous_e2 = last_err2[k]
+        r = run[k]
+        peak = peak_z[k]
+        for j in range(n_ep):
+            fj = f[i, j]
+            ej = e[i, j]
+            if bad[i, j] != 0 or np.isnan(fj) or not (ej > 0.0) or not (ej < np.inf):
+                continue
+            e2 = ej * ej
+            if not np.isnan(previous):  # the scatter, from this and the last good epoch
+                step = n if n < window else window
+                step = step if step > 1 else 1
+                half = 0.5 * (fj - previous) * (fj - previous)
+                var += (half - var) / step
+                evar += (0.5 * (e2 + previous_e2) - evar) / step
+            previous = fj
+            previous_e2 = e2
+            if n < warmup:  # still learning the baseline: a plain running mean
+                n += 1
+                mean += (fj - mean) / n
+                continue
+            excess = var - evar
+            sigma2 = e2 + (excess if excess > 0.0 else 0.0)
+            z = (fj - mean) / np.sqrt(sigma2)
+            if z > peak:
+                peak = z
+            if z > threshold:
+                r += 1
+                if r >= min_run and np.isnan(trigger_time[k]):
+                    trigger_time[k] = t[j]
+                    fired[i] = True
+            else:
+                r = 0
+            if -clip < z < clip:
+                n += 1
+                mean += (fj - mean) / (n if n < window else window)
+        n_baseline[k] = n
+        baseline[k] = mean
+        scatter_var[k] = var
+        error_var[k] = evar
+        last_flux[k] = previous
+        last_err2[k] = previous_e2
+        run[k] = r
+        peak_z[k] = peak
