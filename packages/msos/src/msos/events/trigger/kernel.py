@@ -134,9 +134,11 @@ def update(
     if order.size == 0:
         return np.zeros(0, dtype=np.int64)
     t = np.asarray(time, dtype=np.float64)[order]
-    f = np.asarray(flux)[:, order]
-    e = np.asarray(flux_err)[:, order]
-    g = np.zeros(f.shape, np.uint8) if flags is None else (np.asarray(flags)[:, order] != 0)
+    in_order = order.size == np.shape(time)[0] and bool(np.all(np.diff(order) == 1))
+    pick = slice(None) if in_order else order  # a day already in order is not copied
+    f = np.asarray(flux)[:, pick]
+    e = np.asarray(flux_err)[:, pick]
+    g = np.zeros((1, 1), np.bool_) if flags is None else (np.asarray(flags)[:, pick] != 0)
     p = state.parameters
     fired = np.zeros(ids.size, dtype=np.bool_)
     _update_rows(
@@ -167,7 +169,8 @@ def _add_objects(state: TriggerState, ids: np.ndarray) -> None:
         setattr(state, f.name, getattr(grown, f.name))
 
 
-@numba.njit(cache=True)
+# fast math without the no-NaN/no-inf assumptions: NaN is how a missing measurement arrives
+@numba.njit(cache=True, fastmath={"arcp", "contract", "afn", "reassoc", "nsz"})
 def _update_rows(
     rows: np.ndarray, t: np.ndarray, f: np.ndarray, e: np.ndarray, bad: np.ndarray,
     n_baseline: np.ndarray, baseline: np.ndarray, scatter_var: np.ndarray,
@@ -176,6 +179,7 @@ def _update_rows(
     min_run: int, clip: float, window: int, warmup: int,
 ) -> None:  # fmt: skip
     n_obj, n_ep = f.shape
+    flagged = bad.shape == f.shape  # (1, 1): no flags given
     for i in range(n_obj):
         k = rows[i]
         n = n_baseline[k]
@@ -189,15 +193,15 @@ def _update_rows(
         for j in range(n_ep):
             fj = f[i, j]
             ej = e[i, j]
-            if bad[i, j] != 0 or np.isnan(fj) or not (ej > 0.0) or not (ej < np.inf):
+            if (flagged and bad[i, j] != 0) or np.isnan(fj) or not (0.0 < ej < np.inf):
                 continue
             e2 = ej * ej
             if not np.isnan(previous):  # the scatter, from this and the last good epoch
                 step = n if n < window else window
-                step = step if step > 1 else 1
+                inverse = 1.0 / (step if step > 1 else 1)
                 half = 0.5 * (fj - previous) * (fj - previous)
-                var += (half - var) / step
-                evar += (0.5 * (e2 + previous_e2) - evar) / step
+                var += (half - var) * inverse
+                evar += (0.5 * (e2 + previous_e2) - evar) * inverse
             previous = fj
             previous_e2 = e2
             if n < warmup:  # still learning the baseline: a plain running mean
