@@ -250,7 +250,7 @@ class ReferenceStep(PartitionStep):
 
         tiling = Tiling(tile=int(parameters.get("superres_tile", 256)))
         try:
-            with tempfile.TemporaryDirectory(prefix="msos-superres-") as scratch:
+            with tempfile.TemporaryDirectory(prefix="msos-superres-", dir=self.scratch) as scratch:
                 image, blurs = super_resolve(
                     frames(), frame.data.shape, scratch, tiling=tiling,
                     smooth=float(parameters.get("superres_smooth", 0.1)), minimum=minimum,

@@ -18,6 +18,7 @@ from roman_schemas.products.msos.events import (
     Events,
     Injections,
     MicrolensingEventCatalog,
+    TriggerState,
 )
 from roman_schemas.products.msos.flags import EpochFlag, PhotometryFlag
 from roman_schemas.products.msos.legacy import (
@@ -89,6 +90,7 @@ __all__ = [
     "ReferenceFrameV1_1_0",
     "ReferenceObjects",
     "SuperResolvedFrame",
+    "TriggerState",
     "VariabilityCatalog",
     "VariableObjects",
 ]

@@ -1,4 +1,5 @@
-"""MSOS event products: the microlensing event catalog and the detection-efficiency catalog.
+"""MSOS event products: the microlensing event catalog, the detection-efficiency catalog and
+the event trigger's daily state.
 
 Model parameters use the names microlensing astronomers already use (MulensModel's:
 ``t_0``, ``u_0``, ``t_E``, ``rho``, ``pi_E_N``, ``pi_E_E``, ``q``, ``s``, ``alpha``), with the
@@ -7,6 +8,7 @@ unit in the name where it has one; a parameter a model does not have is NaN.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -17,9 +19,11 @@ from roman_schemas.products.msos.base import MsosProduct
 from roman_schemas.products.msos.meta import (
     EXAMPLE_REGION,
     RAD_MSOS,
+    MsosDailyMeta,
     MsosEfficiencyMeta,
     MsosRegionMeta,
     example_common,
+    example_partition,
 )
 from roman_schemas.tables import Table
 
@@ -298,4 +302,84 @@ class DetectionEfficiencyCatalog(MsosProduct):
                 delta_chi2=np.where(detected, rng.uniform(300, 5000, n_rows), 20).astype("float32"),
                 binary_class=classes,
             ),
+        )
+
+
+class TriggerState(MsosProduct):
+    """The event trigger's per-object state after one day of a partition (a working product,
+    not archived): the next day's trigger starts from it, so a day reads only its own epochs.
+    Fluxes are the light curves' difference fluxes."""
+
+    product_type: ClassVar[str] = "wfi_microlensing_trigger_state"
+    schema_version: ClassVar[str] = "1.0.0"
+    archived: ClassVar[bool] = False
+
+    meta: MsosDailyMeta
+    object_id: NDArray("int64", 1) = Field(description="object id, ascending")
+    n_baseline: NDArray("int32", 1) = Field(description="epochs that went into the baseline")
+    baseline_ujy: NDArray("float64", 1, unit="uJy") = Field(description="baseline flux")
+    scatter_var_ujy2: NDArray("float64", 1, unit="uJy2") = Field(
+        description="half the mean square of consecutive-epoch differences"
+    )
+    error_var_ujy2: NDArray("float64", 1, unit="uJy2") = Field(
+        description="mean squared photometric error over the same pairs"
+    )
+    last_flux_ujy: NDArray("float64", 1, unit="uJy") = Field(
+        description="last good epoch's flux (NaN: none yet)"
+    )
+    last_err2_ujy2: NDArray("float64", 1, unit="uJy2") = Field(
+        description="last good epoch's squared error (NaN: none yet)"
+    )
+    run: NDArray("int32", 1) = Field(description="current run of significant brightenings")
+    peak_z: NDArray("float32", 1) = Field(description="largest significance seen")
+    trigger_time_mjd_tdb: NDArray("float64", 1, unit="d", time_scale="tdb") = Field(
+        description="first trigger (NaN: not triggered)"
+    )
+    last_time_mjd_tdb: float | None = Field(
+        default=None, description="last epoch processed (None: none yet)"
+    )
+    n_epochs: int = Field(ge=0, description="epochs processed so far")
+    threshold: float = Field(gt=0, description="significance (σ) of a brightening")
+    min_run: int = Field(ge=1, description="consecutive brightenings that trigger")
+    clip: float = Field(gt=0, description="|z| beyond which an epoch stays out of the baseline")
+    window: int = Field(ge=1, description="epochs the baseline remembers")
+    warmup: int = Field(ge=0, description="baseline epochs before an object can trigger")
+
+    @model_validator(mode="after")
+    def _one_value_per_object(self) -> Self:
+        n = self.object_id.shape[0]
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray) and value.shape != (n,):
+                raise ValueError(f"{name} has {value.shape[0]} values for {n} objects")
+        if n and np.any(np.diff(self.object_id) <= 0):
+            raise ValueError("object_id must be strictly ascending")
+        return self
+
+    @classmethod
+    def example(cls, n_objects: int = 20) -> Self:
+        """A state after one day of 96 epochs, two objects triggered."""
+        rng = np.random.default_rng(4)
+        trigger = np.full(n_objects, np.nan)
+        trigger[[3, 11]] = [61465.41, 61465.77]
+        err2 = rng.uniform(1, 9, n_objects)
+        return cls(
+            meta=MsosDailyMeta(**example_partition(cls, day=date(2027, 3, 1))),
+            object_id=np.arange(1, n_objects + 1, dtype="int64") * 11,
+            n_baseline=np.full(n_objects, 90, dtype="int32"),
+            baseline_ujy=rng.normal(0, 1, n_objects),
+            scatter_var_ujy2=err2 * 1.05,
+            error_var_ujy2=err2,
+            last_flux_ujy=rng.normal(0, 1, n_objects),
+            last_err2_ujy2=err2,
+            run=np.where(np.isfinite(trigger), 6, 0).astype("int32"),
+            peak_z=np.where(np.isfinite(trigger), 12.0, 2.5).astype("float32"),
+            trigger_time_mjd_tdb=trigger,
+            last_time_mjd_tdb=61465.99,
+            n_epochs=96,
+            threshold=3.0,
+            min_run=3,
+            clip=3.0,
+            window=480,
+            warmup=10,
         )
