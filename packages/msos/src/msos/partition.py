@@ -80,6 +80,10 @@ class Partition:
             "wfi_microlensing_daily_light_curves_level_3.asdf"
         )
 
+    def trigger_state_key(self, day: date) -> str:
+        """Where the event trigger's state after ``day`` goes."""
+        return f"{self.prefix}/events/trigger/{day.isoformat()}/wfi_microlensing_trigger_state.asdf"
+
     def season_key(self) -> str:
         """Where the season's L4 light-curve catalog goes."""
         return f"{self.prefix}/lightcurves/wfi_microlensing_light_curve_catalog_level_4.asdf"
