@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from msos.commands import register
+from msos.events.command import register as register_events
 from msos.simulate.command import simulate
 from ssc_common.cli_base import main_of, make_app
 
@@ -10,6 +11,7 @@ app = make_app("msos", "MSOS: microlensing photometry and events of the Galactic
 
 app.command("simulate")(simulate)
 register(app)
+register_events(app)
 
 
 def main() -> None:

@@ -126,3 +126,18 @@ def _previous_state(ctx: Any, partition: Any, day: date) -> list[str]:
         if stored < day:
             days.append(stored)
     return [partition.trigger_state_key(max(days))] if days else []
+
+
+def newly_triggered(ctx: Any, partition: Any, day: date) -> np.ndarray:
+    """Object ids whose first trigger fell on ``day`` (from the stored state after it)."""
+    key = partition.trigger_state_key(day)
+    with open_stored_product(ctx, key, TriggerStateProduct) as opened:
+        state = load_arrays(opened, key)
+        last = state.last_time_mjd_tdb
+        times = np.asarray(state.trigger_time_mjd_tdb)
+        ids = np.asarray(state.object_id)
+    with open_stored_product(ctx, partition.daily_key(day), DailyLightCurves) as opened:
+        first = float(np.min(np.asarray(opened.epochs.time_mjd_tdb)))
+    if last is None:
+        return np.zeros(0, dtype=np.int64)
+    return ids[(times >= first) & (times <= last)]

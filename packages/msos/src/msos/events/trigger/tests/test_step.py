@@ -72,3 +72,27 @@ def test_a_state_from_the_same_or_a_later_day_is_refused(stored_days):
     later_state = PARTITION.trigger_state_key(days[1])
     with pytest.raises(MsosError, match="not before"):
         TriggerStep(ctx, PARTITION).run([later_state, PARTITION.daily_key(days[0])], {})
+
+
+@pytest.mark.parametrize("ssc_settings", ["embedded"], indirect=True)
+def test_msos_trigger_runs_each_day_and_names_the_objects_that_fired(stored_days):
+    from typer.testing import CliRunner
+
+    from msos.cli import app
+
+    ctx, days, (ids, time, flux, err) = stored_days
+    command = ["--storage", ctx.settings.storage_url, "--database",
+               ctx.settings.resolved_database_url(), "trigger", "--day"]  # fmt: skip
+    runner = CliRunner()
+    fired = []
+    for day in days:
+        result = runner.invoke(app, [*command, day.isoformat()])
+        assert result.exit_code == 0, result.output
+        assert "msos.trigger: done: " in result.output
+        line = result.output.strip().splitlines()[-1]
+        assert f"objects triggered on {day}" in line
+        fired += [int(v) for v in line.split(": ", 1)[1].split()] if ": " in line else []
+    whole = TriggerState.new(ids)
+    update(whole, ids, time, flux, err)
+    assert sorted(fired) == sorted(whole.object_id[whole.triggered])
+    assert "already done" in runner.invoke(app, [*command, days[0].isoformat()]).output

@@ -1,0 +1,42 @@
+"""The ``msos`` subcommands of the event pipeline."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import typer
+
+from msos.commands import DetectorOption, FieldOption, SeasonOption
+from msos.partition import Partition
+
+
+def trigger(
+    ctx: typer.Context,
+    day: Annotated[str, typer.Option(help="UTC day of the daily light curves (YYYY-MM-DD)")],
+    season: SeasonOption = "s01",
+    field: FieldOption = "f03",
+    detector: DetectorOption = "WFI01",
+    threshold: Annotated[float, typer.Option(help="significance (σ) of a brightening")] = 3.0,
+    min_run: Annotated[int, typer.Option(help="consecutive brightenings that trigger")] = 3,
+) -> None:
+    """Run a day's light curves through the event trigger, from the latest earlier day's
+    state in storage; print the state's URI and the objects that triggered that day."""
+    from msos.events.trigger.step import newly_triggered, trigger_day
+
+    partition = Partition(season, field, detector)
+    when = date.fromisoformat(day)
+    result = trigger_day(ctx.obj, partition, when, {"threshold": threshold, "min_run": min_run})
+    state = "already done" if result.skipped else "done"
+    for record in result.products:
+        typer.echo(f"{result.step}: {state}: {record.uri}")
+    fired = newly_triggered(ctx.obj, partition, when)
+    typer.echo(
+        f"{fired.size} objects triggered on {day}"
+        + (f": {' '.join(map(str, fired))}" if fired.size else "")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the event subcommands to the ``msos`` app."""
+    app.command("trigger")(trigger)
