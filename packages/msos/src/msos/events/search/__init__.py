@@ -1,0 +1,1 @@
+"""The event search: a (t_0, t_eff) grid search of triggered light curves."""
