@@ -1,0 +1,1 @@
+"""Microlensing models of detected events: fits, errors and model selection."""

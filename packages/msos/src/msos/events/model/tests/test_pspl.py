@@ -1,0 +1,72 @@
+"""PSPL fits: MulensModel's magnification, the simulated parameters back within their
+errors, errors that are the scatter of repeated fits, and MulensModel + scipy's best fit."""
+
+from __future__ import annotations
+
+import MulensModel
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from msos.events.model.pspl import PARAMETERS, fit_pspl, magnification
+
+TRUTH = {"t_0": 61430.0, "u_0": 0.12, "t_E": 18.0, "f_source": 40.0, "f_blend": 15.0}
+
+
+def _light_curve(rng, n=3000, err=2.0):
+    time = np.sort(rng.uniform(61400, 61460, n))
+    model = TRUTH["f_source"] * magnification(time, TRUTH["t_0"], TRUTH["u_0"], TRUTH["t_E"])
+    flux = model + TRUTH["f_blend"] + rng.normal(0, err, n)
+    return time, flux, np.full(n, err)
+
+
+def test_the_magnification_is_mulensmodels():
+    time = np.linspace(61400, 61460, 500)
+    model = MulensModel.Model({"t_0": 61430.0, "u_0": 0.03, "t_E": 9.0})
+    np.testing.assert_allclose(magnification(time, 61430.0, 0.03, 9.0),
+                               model.get_magnification(time), rtol=1e-12)  # fmt: skip
+
+
+def test_repeated_fits_scatter_as_their_errors_say():
+    rng = np.random.default_rng(1)
+    pulls = {name: [] for name in PARAMETERS}
+    for _ in range(60):
+        fit = fit_pspl(*_light_curve(rng), t_0=61428.0, u_0=0.5, t_E=10.0)
+        assert fit.converged
+        for name in PARAMETERS:
+            pulls[name].append((getattr(fit, name) - TRUTH[name]) / fit.error(name))
+    for name, values in pulls.items():
+        assert abs(np.mean(values)) < 0.4, name
+        assert 0.7 < np.std(values) < 1.3, name
+
+
+def test_the_fit_is_mulensmodel_and_scipys_best_fit():
+    rng = np.random.default_rng(2)
+    time, flux, err = _light_curve(rng)
+    ours = fit_pspl(time, flux, err, t_0=61428.0, u_0=0.5, t_E=10.0)
+    data = MulensModel.MulensData([time, flux, err], phot_fmt="flux")
+    model = MulensModel.Model({"t_0": 61428.0, "u_0": 0.5, "t_E": 10.0})
+    event = MulensModel.Event(datasets=data, model=model)
+
+    def chi2(theta):
+        event.model.parameters.t_0, event.model.parameters.u_0, event.model.parameters.t_E = theta
+        return event.get_chi2()
+
+    theirs = minimize(chi2, [61428.0, 0.5, 10.0], method="Nelder-Mead",
+                      options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20000})  # fmt: skip
+    assert ours.chi2 <= theirs.fun + 1e-6
+    np.testing.assert_allclose([ours.t_0, ours.u_0, ours.t_E], theirs.x, rtol=1e-4)
+    assert ours.dof == time.size - 5
+
+
+def test_too_few_points_is_a_clear_error_and_bad_points_are_left_out():
+    rng = np.random.default_rng(3)
+    time, flux, err = _light_curve(rng, n=5)
+    with pytest.raises(ValueError, match="5 usable points"):
+        fit_pspl(time, flux, err, 61430.0, 0.1, 18.0)
+    time, flux, err = _light_curve(rng)
+    flux[::10] = np.nan
+    err[1::10] = 0.0
+    fit = fit_pspl(time, flux, err, 61428.0, 0.5, 10.0)
+    assert fit.converged and fit.dof == time.size - 2 * time.size // 10 - 5
+    assert abs(fit.t_E - TRUTH["t_E"]) < 4 * fit.error("t_E")
