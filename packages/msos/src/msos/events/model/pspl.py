@@ -53,7 +53,7 @@ def fit_pspl(
     t_0: float,
     u_0: float,
     t_E: float,  # noqa: N803
-    max_iterations: int = 200,
+    max_iterations: int = 1000,
     tol: float = 1e-10,
 ) -> PSPLFit:
     """Fit a PSPL model from a starting ``(t_0, u_0, t_E)``; bad points (NaN, error ≤ 0) are
