@@ -20,6 +20,22 @@ def _light_curve(rng, n=3000, err=2.0):
     return time, flux, np.full(n, err)
 
 
+def _mulensmodel_fit(data: MulensModel.MulensData, start: list[float]):
+    """MulensModel + scipy's best (t_0, u_0, t_E) from ``start`` (Nelder–Mead on χ²)."""
+    event = MulensModel.Event(datasets=data, model=MulensModel.Model(
+        dict(zip(("t_0", "u_0", "t_E"), start, strict=True))))  # fmt: skip
+
+    def chi2(theta):
+        if theta[1] <= 0 or theta[2] <= 0:
+            return np.inf
+        p = event.model.parameters
+        p.t_0, p.u_0, p.t_E = theta
+        return event.get_chi2()
+
+    return minimize(chi2, start, method="Nelder-Mead",
+                    options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20000})  # fmt: skip
+
+
 def test_the_magnification_is_mulensmodels():
     time = np.linspace(61400, 61460, 500)
     model = MulensModel.Model({"t_0": 61430.0, "u_0": 0.03, "t_E": 9.0})
@@ -45,15 +61,7 @@ def test_the_fit_is_mulensmodel_and_scipys_best_fit():
     time, flux, err = _light_curve(rng)
     ours = fit_pspl(time, flux, err, t_0=61428.0, u_0=0.5, t_E=10.0)
     data = MulensModel.MulensData([time, flux, err], phot_fmt="flux")
-    model = MulensModel.Model({"t_0": 61428.0, "u_0": 0.5, "t_E": 10.0})
-    event = MulensModel.Event(datasets=data, model=model)
-
-    def chi2(theta):
-        event.model.parameters.t_0, event.model.parameters.u_0, event.model.parameters.t_E = theta
-        return event.get_chi2()
-
-    theirs = minimize(chi2, [61428.0, 0.5, 10.0], method="Nelder-Mead",
-                      options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20000})  # fmt: skip
+    theirs = _mulensmodel_fit(data, [61428.0, 0.5, 10.0])
     assert ours.chi2 <= theirs.fun + 1e-6
     np.testing.assert_allclose([ours.t_0, ours.u_0, ours.t_E], theirs.x, rtol=1e-4)
     assert ours.dof == time.size - 5
@@ -70,3 +78,25 @@ def test_too_few_points_is_a_clear_error_and_bad_points_are_left_out():
     fit = fit_pspl(time, flux, err, 61428.0, 0.5, 10.0)
     assert fit.converged and fit.dof == time.size - 2 * time.size // 10 - 5
     assert abs(fit.t_E - TRUTH["t_E"]) < 4 * fit.error("t_E")
+
+
+@pytest.mark.parametrize("name", ["OB08092/phot_ob08092_O4.dat", "OB140939/ob140939_OGLE.dat"])
+def test_real_ogle_events_are_found_and_fitted_to_mulensmodels_minimum(name):
+    from pathlib import Path
+
+    from msos.events.inputs import clean
+    from msos.events.search.kernel import SearchGrid, search
+
+    data = Path(MulensModel.__file__).parent / "data" / "photometry_files" / name
+    time, mag, mag_err = np.loadtxt(data, unpack=True, usecols=(0, 1, 2))
+    theirs_data = MulensModel.MulensData([time, mag, mag_err], phot_fmt="mag")
+    curves = clean(np.zeros(time.size, np.int64), time, theirs_data.flux, theirs_data.err_flux)
+    t, flux, err = curves.of(0)
+    found = search(t, flux, err, SearchGrid(t_eff_max=300))
+    assert found.delta_chi2 > 1e4
+    ours = min((fit_pspl(t, flux, err, found.t_0, u_0, found.t_eff / u_0) for u_0 in
+                (0.05, 0.2, 0.5, 1.0)), key=lambda fit: fit.chi2)  # fmt: skip
+    theirs = _mulensmodel_fit(theirs_data, [ours.t_0 + 0.5, ours.u_0 * 1.2, ours.t_E * 0.9])
+    assert ours.chi2 <= theirs.fun + 1e-4
+    for k, name in enumerate(("t_0", "u_0", "t_E")):
+        assert abs(getattr(ours, name) - theirs.x[k]) < 0.05 * ours.error(name), name
