@@ -204,3 +204,21 @@ def _lm(
     out[1] = p[4]
     out[2] = chi2
     out[3] = it if converged else -it
+
+
+#: starting impact parameters tried from a detection (its t_eff fixes t_E = t_eff / u_0)
+START_U0 = (0.01, 0.05, 0.2, 0.5, 1.0)
+
+
+def fit_detection(
+    time: np.ndarray, flux: np.ndarray, flux_err: np.ndarray, t_0: float, t_eff: float
+) -> PSPLFit:
+    """The best PSPL fit started from a grid-search detection ``(t_0, t_eff)``: one fit per
+    starting ``u_0`` in :data:`START_U0` (with ``t_E = t_eff / u_0``, the high-magnification
+    reading of t_eff, capped at 3 years), the lowest χ² kept — the blending degeneracy makes
+    a single start land in the wrong valley now and then."""
+    fits = []
+    for u_0 in START_U0:
+        t_e = min(t_eff / u_0, 1000.0)
+        fits.append(fit_pspl(time, flux, flux_err, t_0, u_0, t_e))
+    return min(fits, key=lambda fit: fit.chi2)
