@@ -1,0 +1,1 @@
+"""Classification of detected brightenings: microlensing, variable stars, artefacts."""

@@ -1,0 +1,127 @@
+"""Classification of a detected brightening: microlensing, a variable star, or an artefact.
+
+Three questions, each a number, decide it:
+
+* Does a periodic model explain the light curve as well as a point lens? The best
+  Lomb–Scargle period (two harmonics) is fitted by linear least squares and its χ² compared
+  with the PSPL fit's, each penalised by its number of parameters (BIC). Periodic variables,
+  the commonest impostors in the bulge, lose the point lens this way.
+* Is there more than one brightening? After the PSPL model, a run of significant positive
+  residuals more than ``bump_distance`` peak widths from ``t_0`` (outbursts, flares and
+  CVs repeat; a single lens brightens once; a planet's anomaly sits within the peak).
+* Is the point lens itself plausible? ``u_0`` beyond ``max_u_0`` (a few per cent of
+  brightening), a cusp with ``t_E`` of years, or a reduced χ² beyond ``max_reduced_chi2``
+  (then "candidate": an anomaly for the binary models) are not single lenses.
+* Do a handful of epochs carry the signal? If the ``max_artefact_points`` most significant
+  epochs hold more than half the PSPL model's Δχ², it is a cosmic ray, a bad subtraction or a
+  satellite, not a microlensing event days long.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.timeseries import LombScargle
+
+from msos.events.model.pspl import PSPLFit, magnification
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """Thresholds of :func:`classify`."""
+
+    min_period_d: float = 0.05
+    max_period_d: float = 30.0
+    harmonics: int = 2
+    second_bump_sigma: float = 5.0  # a run of residuals this far above the model
+    second_bump_run: int = 4  # epochs in a row
+    bump_distance: float = 2.0  # … at least this many peak widths (u_0 t_E, ≥ 0.1 t_E) away
+    max_artefact_points: int = 3
+    max_u_0: float = 2.0  # beyond: a 5 % brightening or less, no point lens worth the name
+    min_u_0: float = 1e-4  # below, with t_E in years: the fit made a cusp of a flare
+    max_t_e_d: float = 1000.0
+    max_reduced_chi2: float = 3.0  # a worse point-lens fit: an anomaly to model (candidate)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The class, its score (0–1) and the numbers it was decided on."""
+
+    classification: str  # single_lens, variable_star, artifact (roman-schemas CLASSIFICATIONS)
+    score: float
+    bic_periodic_minus_pspl: float  # > 0: the point lens is preferred
+    period_d: float
+    second_bump: bool
+    top_points_fraction: float  # share of the PSPL Δχ² in the few best epochs
+
+
+def periodic_chi2(
+    time: np.ndarray, flux: np.ndarray, flux_err: np.ndarray, settings: ClassifierSettings
+) -> tuple[float, float, int]:
+    """(χ², period, parameters) of the best-period multi-harmonic fit."""
+    periodogram = LombScargle(time, flux, flux_err, nterms=1)
+    frequency, power = periodogram.autopower(
+        minimum_frequency=1 / settings.max_period_d, maximum_frequency=1 / settings.min_period_d,
+        samples_per_peak=5,
+    )  # fmt: skip
+    best = frequency[np.argmax(power)]
+    phase = 2 * np.pi * best * (time - time[0])
+    columns = [np.ones_like(time)]
+    for k in range(1, settings.harmonics + 1):
+        columns += [np.sin(k * phase), np.cos(k * phase)]
+    design = np.column_stack(columns) / flux_err[:, None]
+    coefficients, *_ = np.linalg.lstsq(design, flux / flux_err, rcond=None)
+    chi2 = float(np.sum((design @ coefficients - flux / flux_err) ** 2))
+    return chi2, float(1 / best), len(columns) + 1  # + the period
+
+
+def classify(
+    time: np.ndarray, flux: np.ndarray, flux_err: np.ndarray, fit: PSPLFit,
+    settings: ClassifierSettings | None = None,
+) -> Classification:  # fmt: skip
+    """Classify a light curve with a PSPL fit; its points must be clean (finite, err > 0)."""
+    settings = settings or ClassifierSettings()
+    t = np.asarray(time, dtype=np.float64)
+    f = np.asarray(flux, dtype=np.float64)
+    e = np.asarray(flux_err, dtype=np.float64)
+    model = fit.f_source * magnification(t, fit.t_0, fit.u_0, fit.t_E) + fit.f_blend
+    resid = (f - model) / e
+    log_n = np.log(t.size)
+    chi2_periodic, period, k_periodic = periodic_chi2(t, f, e, settings)
+    bic = (chi2_periodic + k_periodic * log_n) - (fit.chi2 + 5 * log_n)
+    # the PSPL's Δχ² against a constant, epoch by epoch
+    flat = np.sum(f / e**2) / np.sum(1 / e**2)
+    gain = ((f - flat) / e) ** 2 - resid**2
+    total = float(np.sum(gain))
+    top = (
+        float(np.sum(np.sort(gain)[-settings.max_artefact_points :])) / total if total > 0 else 1.0
+    )
+    width = max(fit.u_0, 0.1) * fit.t_E  # the peak's half width (t_eff)
+    far = np.abs(t - fit.t_0) > settings.bump_distance * width
+    second = _has_run(resid > settings.second_bump_sigma, far, settings.second_bump_run)
+    if top > 0.5:
+        return Classification("artifact", min(1.0, top), bic, period, second, top)
+    unphysical = not (settings.min_u_0 <= fit.u_0 <= settings.max_u_0) or (
+        fit.t_E > settings.max_t_e_d
+    )
+    if unphysical:  # the brightening is no point lens's shape
+        return Classification("variable_star", 0.9, bic, period, second, top)
+    if bic <= 0 or second:
+        score = 1.0 - np.exp(-max(-bic, 10.0 if second else 0.0) / 20.0)
+        return Classification("variable_star", float(score), bic, period, second, top)
+    if fit.chi2 / max(fit.dof, 1) > settings.max_reduced_chi2:
+        # a point lens describes the event but not its details: binary, planet or a
+        # variable source; for the model step to decide
+        return Classification("candidate", 0.5, bic, period, second, top)
+    return Classification("single_lens", float(1.0 - np.exp(-bic / 20.0)), bic, period, second, top)
+
+
+def _has_run(significant: np.ndarray, allowed: np.ndarray, length: int) -> bool:
+    """Whether ``length`` consecutive epochs are both ``significant`` and ``allowed``."""
+    run = 0
+    for hit in significant & allowed:
+        run = run + 1 if hit else 0
+        if run >= length:
+            return True
+    return False

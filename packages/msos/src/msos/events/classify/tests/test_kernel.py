@@ -1,0 +1,78 @@
+"""Detected brightenings classified: point-lens events as single lenses, periodic variables
+and outbursts as variable stars (≤ 1 % of them mistaken for microlensing), a few bad epochs
+as artefacts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from msos.events.classify.kernel import classify
+from msos.events.model.pspl import fit_detection, magnification
+from msos.events.search.kernel import search
+
+TIME = 61400 + np.arange(0, 62, 60 / 1440)  # a season, hourly (Roman's is 15 min)
+
+
+def _pipeline(flux, err):
+    detection = search(TIME, flux, err)
+    fit = fit_detection(TIME, flux, err, detection.t_0, detection.t_eff)
+    return detection, classify(TIME, flux, err, fit)
+
+
+def _event(rng):
+    t_0, u_0, t_e = rng.uniform(61410, 61452), rng.uniform(0.01, 0.5), 10 ** rng.uniform(0, 1.5)
+    err = rng.uniform(0.5, 3)
+    source = rng.uniform(20, 200) * err / (magnification(np.array([t_0]), t_0, u_0, t_e)[0] - 1)
+    flux = source * magnification(TIME, t_0, u_0, t_e) + rng.normal(0, err, TIME.size)
+    return flux, np.full(TIME.size, err)
+
+
+def _variable(rng, k):
+    err = rng.uniform(0.5, 3)
+    amplitude = rng.uniform(5, 50) * err
+    phase = 2 * np.pi * (TIME / rng.uniform(0.2, 20) + rng.uniform())
+    if k % 3 == 0:  # sinusoidal
+        shape = np.sin(phase)
+    elif k % 3 == 1:  # RR Lyrae-like sawtooth: fast rise, slow decline
+        shape = 1 - 2 * ((phase / (2 * np.pi)) % 1) ** 0.3
+    else:  # dwarf-nova outbursts: two or three a season
+        shape = np.zeros(TIME.size)
+        for start in rng.uniform(61400, 61455, rng.integers(2, 4)):
+            rise = TIME - start
+            shape += np.where(rise > 0, np.exp(-rise / rng.uniform(1, 3)), 0) * (rise > -0.2)
+    return amplitude * shape + rng.normal(0, err, TIME.size), np.full(TIME.size, err)
+
+
+def _artefact(rng):
+    err = rng.uniform(0.5, 3)
+    flux = rng.normal(0, err, TIME.size)
+    hits = rng.integers(0, TIME.size - 3)
+    flux[hits : hits + rng.integers(1, 4)] += rng.uniform(50, 500) * err  # a cosmic ray or two
+    return flux, np.full(TIME.size, err)
+
+
+@pytest.fixture(scope="module")
+def classified():
+    rng = np.random.default_rng(21)
+    out = {"event": [], "variable": [], "artefact": []}
+    for _ in range(30):
+        out["event"].append(_pipeline(*_event(rng))[1].classification)
+    for k in range(90):
+        out["variable"].append(_pipeline(*_variable(rng, k))[1].classification)
+    for _ in range(15):
+        out["artefact"].append(_pipeline(*_artefact(rng))[1].classification)
+    return out
+
+
+def test_point_lens_events_are_single_lenses(classified):
+    assert np.mean(np.array(classified["event"]) == "single_lens") >= 0.95, classified["event"]
+
+
+def test_variables_are_not_taken_for_microlensing(classified):
+    mistaken = np.mean(np.array(classified["variable"]) == "single_lens")
+    assert mistaken <= 0.01, classified["variable"]
+
+
+def test_a_few_bad_epochs_are_artefacts(classified):
+    assert np.mean(np.array(classified["artefact"]) == "artifact") >= 0.9, classified["artefact"]
