@@ -84,6 +84,10 @@ class Partition:
         """Where the event trigger's state after ``day`` goes."""
         return f"{self.prefix}/events/trigger/{day.isoformat()}/wfi_microlensing_trigger_state.asdf"
 
+    def events_key(self) -> str:
+        """Where the partition's microlensing event catalog goes."""
+        return f"{self.prefix}/events/wfi_microlensing_event_catalog_level_4.asdf"
+
     def season_key(self) -> str:
         """Where the season's L4 light-curve catalog goes."""
         return f"{self.prefix}/lightcurves/wfi_microlensing_light_curve_catalog_level_4.asdf"

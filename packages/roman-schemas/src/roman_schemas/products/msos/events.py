@@ -358,10 +358,11 @@ class TriggerState(MsosProduct):
 
     @classmethod
     def example(cls, n_objects: int = 20) -> Self:
-        """A state after one day of 96 epochs, two objects triggered."""
+        """A state after one day of 96 epochs, two objects triggered (one if fewer than 11)."""
         rng = np.random.default_rng(4)
         trigger = np.full(n_objects, np.nan)
-        trigger[[3, 11]] = [61465.41, 61465.77]
+        fired = np.arange(n_objects)[1::9][:2]  # objects 1 and 10 (of at least 11)
+        trigger[fired] = [61465.41, 61465.77][: fired.size]
         err2 = rng.uniform(1, 9, n_objects)
         return cls(
             meta=MsosDailyMeta(**example_partition(cls, day=date(2027, 3, 1))),

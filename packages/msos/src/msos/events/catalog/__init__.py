@@ -1,0 +1,1 @@
+"""The microlensing event catalog: detections, point-lens models and classes per partition."""

@@ -1,0 +1,79 @@
+"""``msos events`` on a season's light curves: the point-lens events are catalogued with
+their parameters, variable stars and constant stars are not, and the trigger's state limits
+the search to the objects it picked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from msos.events.catalog.step import EventsStep
+from msos.events.model.pspl import magnification
+from msos.partition import Partition
+from roman_schemas import write_product
+from roman_schemas.io import load_arrays
+from roman_schemas.products.msos import LightCurveCatalog, MicrolensingEventCatalog, TriggerState
+from ssc_common.publish import open_stored_product
+
+PARTITION = Partition("s01", "f03", "WFI01")
+
+
+@pytest.fixture
+def season(ssc_context, tmp_path):
+    """A stored season of 60 objects × 1,500 epochs: 8 events, 8 variables, the rest flat."""
+    rng = np.random.default_rng(3)
+    product = LightCurveCatalog.example(n_objects=60, n_epochs=1500)
+    time = np.asarray(product.epochs.time_mjd_tdb)
+    err = rng.uniform(0.5, 2.0, (60, 1)) * np.ones(time.size)
+    flux = rng.normal(0, err)
+    truth = {}
+    for k in range(8):
+        t_0, u_0, t_e = (
+            rng.uniform(time[200], time[-200]),
+            rng.uniform(0.05, 0.5),
+            rng.uniform(1, 8),
+        )
+        source = rng.uniform(30, 100)
+        flux[k] += source * (magnification(time, t_0, u_0, t_e) - 1)
+        truth[int(product.object_id[k])] = (t_0, u_0, t_e)
+    for k in range(8, 16):
+        flux[k] += rng.uniform(10, 40) * err[k, 0] * np.sin(2 * np.pi * time / rng.uniform(0.3, 3))
+    product.delta_flux_ujy[:] = flux
+    product.delta_flux_err_ujy[:] = err
+    product.flags[:] = 0
+    product.flags[0, ::50] = 1  # flagged epochs stay out of the fits
+    key = PARTITION.season_key()
+    ssc_context.storage.put_file(key, write_product(product, tmp_path / "season.asdf"))
+    return ssc_context, key, truth, product
+
+
+def _catalog(ctx):
+    key = PARTITION.events_key()
+    with open_stored_product(ctx, key, MicrolensingEventCatalog) as opened:
+        return load_arrays(opened, key).events
+
+
+def test_events_are_catalogued_with_their_parameters_and_variables_are_not(season):
+    ctx, key, truth, _ = season
+    EventsStep(ctx, PARTITION).run([key], {}, partition=PARTITION.name)
+    events = _catalog(ctx)
+    assert sorted(np.asarray(events.object_id)) == sorted(truth)
+    for k, oid in enumerate(np.asarray(events.object_id)):
+        t_0, u_0, t_e = truth[int(oid)]
+        assert abs(events.t_0_mjd_tdb[k] - t_0) < 5 * events.t_0_err_d[k] + 1e-3
+        assert abs(events.t_E_d[k] - t_e) / t_e < 0.1
+        assert abs(events.u_0[k] - u_0) < 0.03
+    assert set(np.asarray(events.model_type)) == {"PSPL"}
+    assert np.all(np.isnan(events.q)) and np.all(events.dof > 1000)
+    assert np.all(np.diff(events.t_0_mjd_tdb) >= 0)
+
+
+def test_with_a_trigger_state_only_its_objects_are_searched(season, tmp_path):
+    ctx, key, truth, _ = season
+    state = TriggerState.example(n_objects=3)
+    state.object_id[:] = np.sort(list(truth))[:3]
+    state.trigger_time_mjd_tdb[:] = [61466.0, np.nan, 61467.0]
+    state_key = PARTITION.trigger_state_key(state.meta.day)
+    ctx.storage.put_file(state_key, write_product(state, tmp_path / "state.asdf"))
+    EventsStep(ctx, PARTITION).run([key, state_key], {}, partition=PARTITION.name)
+    assert sorted(np.asarray(_catalog(ctx).object_id)) == [state.object_id[0], state.object_id[2]]
