@@ -37,6 +37,33 @@ def trigger(
     )
 
 
+def events(
+    ctx: typer.Context,
+    season: SeasonOption = "s01",
+    field: FieldOption = "f03",
+    detector: DetectorOption = "WFI01",
+    threshold: Annotated[float, typer.Option(help="Δχ² a detection must reach")] = 500.0,
+    all_objects: Annotated[
+        bool, typer.Option(help="search every object, not only those the trigger picked")
+    ] = False,
+) -> None:
+    """Search, model and classify the partition's season light curves (the objects of the
+    latest trigger state, when there is one) into its microlensing event catalog."""
+    from msos.events.catalog.step import EventsStep
+    from msos.events.trigger.step import latest_state
+
+    partition = Partition(season, field, detector)
+    keys = [partition.season_key()]
+    if not all_objects:
+        keys += latest_state(ctx.obj, partition)
+    result = EventsStep(ctx.obj, partition).run(keys, {"threshold": threshold},
+                                                partition=partition.name)  # fmt: skip
+    state = "already done" if result.skipped else "done"
+    for record in result.products:
+        typer.echo(f"{result.step}: {state}: {record.uri}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the event subcommands to the ``msos`` app."""
     app.command("trigger")(trigger)
+    app.command("events")(events)

@@ -113,6 +113,11 @@ def trigger_day(
     return TriggerStep(ctx, partition).run(keys, dict(parameters or {}), partition=partition.name)
 
 
+def latest_state(ctx: Any, partition: Any) -> list[str]:
+    """The key of the partition's latest trigger state, as a list (empty: none)."""
+    return _previous_state(ctx, partition, date.max)
+
+
 def _previous_state(ctx: Any, partition: Any, day: date) -> list[str]:
     """The key of the latest trigger state before ``day``, as a list (empty: none)."""
     prefix = f"{partition.prefix}/events/trigger/"

@@ -77,3 +77,17 @@ def test_with_a_trigger_state_only_its_objects_are_searched(season, tmp_path):
     ctx.storage.put_file(state_key, write_product(state, tmp_path / "state.asdf"))
     EventsStep(ctx, PARTITION).run([key, state_key], {}, partition=PARTITION.name)
     assert sorted(np.asarray(_catalog(ctx).object_id)) == [state.object_id[0], state.object_id[2]]
+
+
+@pytest.mark.parametrize("ssc_settings", ["embedded"], indirect=True)
+def test_msos_events_publishes_the_catalog(season):
+    from typer.testing import CliRunner
+
+    from msos.cli import app
+
+    ctx, _, truth, _ = season
+    result = CliRunner().invoke(app, ["--storage", ctx.settings.storage_url, "--database",
+                                      ctx.settings.resolved_database_url(), "events"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "wfi_microlensing_event_catalog_level_4.asdf" in result.output
+    assert sorted(np.asarray(_catalog(ctx).object_id)) == sorted(truth)
