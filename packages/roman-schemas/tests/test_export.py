@@ -71,6 +71,38 @@ def test_a_table_export_reads_back_into_its_table_type(cls, tmp_path):
         ("LightCurveCatalog", ["object_id", "ra", "dec", "time_mjd", "flux", "flux_err", "flag"]),
         ("ObjectFiducialCatalog", ["object_id", "ra", "dec", "x", "y", "flux", "flux_err"]),
         ("ReferenceFrame", ["object_id", "ra", "dec", "x", "y", "flux", "flux_err"]),
+        (
+            "MicrolensingEventCatalog",
+            [
+                "object_id",
+                "t_0",
+                "u_0",
+                "t_E",
+                "rho",
+                "pi_E_N",
+                "pi_E_E",
+                "s",
+                "q",
+                "alpha",
+                "f_source",
+                "f_blend",
+                "chi2",
+                "dof",
+                "model",
+                "classification",
+                "t_0_err",
+                "u_0_err",
+                "t_E_err",
+                "rho_err",
+                "pi_E_N_err",
+                "pi_E_E_err",
+                "s_err",
+                "q_err",
+                "alpha_err",
+                "f_source_err",
+                "f_blend_err",
+            ],
+        ),
     ],
 )
 def test_msos_exports_use_the_plain_column_names_astronomers_expect(cls_name, names):
@@ -100,3 +132,25 @@ def test_a_product_without_a_table_refuses_to_export(tmp_path):
     assert without, "images and spectra have no table: some product must refuse"
     with pytest.raises(ProductValidationError, match="no table to export"):
         export_table(without[0].example(), tmp_path / "x.parquet")
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".ecsv"])
+def test_event_parameters_a_model_lacks_are_empty_cells(suffix, tmp_path):
+    from roman_schemas.products.msos import MicrolensingEventCatalog
+
+    product = MicrolensingEventCatalog.example()
+    export_table(product, tmp_path / f"events{suffix}")
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(tmp_path / "events.parquet")
+        assert table.column("q").null_count == 2  # PSPL and PSPL+par rows have no q
+        assert table.column("t_0").null_count == 0
+    else:
+        from astropy.table import Table as AstropyTable
+
+        table = AstropyTable.read(tmp_path / "events.ecsv")
+        assert int(table["q"].mask.sum()) == 2 and table["q"][1] == product.events.q[1]
+    columns, _, _ = read_export(tmp_path / f"events{suffix}")
+    again = type(product.events).from_export(columns)
+    np.testing.assert_array_equal(again.q, product.events.q)

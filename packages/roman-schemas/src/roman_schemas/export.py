@@ -55,11 +55,11 @@ def _column_meta(column: ExportColumn) -> dict[str, str]:
     return meta
 
 
-def _arrow_array(values: np.ndarray) -> Any:
+def _arrow_array(values: np.ndarray, nan_is_empty: bool = False) -> Any:
     import pyarrow as pa
 
     if values.ndim == 1:
-        return pa.array(values)
+        return pa.array(values, mask=np.isnan(values) if nan_is_empty else None)
     width = int(np.prod(values.shape[1:]))
     flat = pa.array(np.ascontiguousarray(values).reshape(-1))
     return pa.FixedSizeListArray.from_arrays(flat, width)
@@ -75,7 +75,7 @@ def _write_parquet(
     writer = None
     try:
         for batch in batches:
-            arrays = [_arrow_array(batch[c.name]) for c in columns]
+            arrays = [_arrow_array(batch[c.name], c.nan_is_empty) for c in columns]
             if writer is None:
                 fields = [
                     pa.field(c.name, a.type, metadata=_column_meta(c))
@@ -95,7 +95,7 @@ def _write_ecsv(
     path: Path, columns: list[ExportColumn], batches: Iterator[dict], metadata: dict, name: str
 ) -> int:
     from astropy import units as u
-    from astropy.table import Column
+    from astropy.table import Column, MaskedColumn
     from astropy.table import Table as AstropyTable
 
     parts: dict[str, list[np.ndarray]] = {c.name: [] for c in columns}
@@ -109,7 +109,9 @@ def _write_ecsv(
     table = AstropyTable(meta={"roman_ssc": metadata})
     for column in columns:
         values = np.concatenate(parts[column.name]) if parts[column.name] else np.array([])
-        table[column.name] = Column(
+        if column.nan_is_empty:
+            values = np.ma.masked_invalid(values)
+        table[column.name] = (MaskedColumn if column.nan_is_empty else Column)(
             values,
             unit=u.Unit(column.unit, parse_strict="silent") if column.unit else None,
             description=column.description,

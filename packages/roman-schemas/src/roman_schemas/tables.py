@@ -28,6 +28,7 @@ class ExportColumn:
     time_scale: str | None
     description: str
     cell_shape: tuple[int, ...] = ()
+    nan_is_empty: bool = False  # NaN is written as an empty cell (null / masked)
 
 
 def field_array_spec(model: type[BaseModel], name: str) -> ArraySpec | None:
@@ -47,6 +48,8 @@ class Table(BaseModel):
     key_column: ClassVar[str | None] = None
     #: column → name in Parquet/ECSV exports, where a plainer name serves users better
     export_names: ClassVar[dict[str, str]] = {}
+    #: float columns whose NaN means "not part of this row" and is exported as empty
+    export_empty_nan: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="after")
     def _same_length(self) -> Table:
@@ -88,6 +91,7 @@ class Table(BaseModel):
                     time_scale=spec.time_scale,
                     description=type(self).model_fields[name].description or "",
                     cell_shape=tuple(array.shape[1:]),
+                    nan_is_empty=name in self.export_empty_nan,
                 )
             )
         return columns

@@ -60,6 +60,18 @@ class Events(Table):
     """One row per microlensing event: detection statistics, best model and classification."""
 
     key_column: ClassVar[str] = "event_id"
+    #: the export speaks MulensModel: t_0, t_E, alpha, f_source, f_blend, <name>_err, model
+    export_names: ClassVar[dict[str, str]] = {
+        "t_0_mjd_tdb": "t_0", "t_0_err_d": "t_0_err", "t_E_d": "t_E", "t_E_err_d": "t_E_err",
+        "alpha_deg": "alpha", "alpha_err_deg": "alpha_err", "source_flux_ujy": "f_source",
+        "source_flux_err_ujy": "f_source_err", "blend_flux_ujy": "f_blend",
+        "blend_flux_err_ujy": "f_blend_err", "model_type": "model",
+    }  # fmt: skip
+    #: a parameter the row's model does not have is NaN here and an empty cell in the export
+    export_empty_nan: ClassVar[tuple[str, ...]] = (
+        "u_0_err", "rho", "rho_err", "pi_E_N", "pi_E_N_err", "pi_E_E", "pi_E_E_err", "q",
+        "q_err", "s", "s_err", "alpha_deg", "alpha_err_deg",
+    )  # fmt: skip
 
     event_id: NDArray("U32", 1) = Field(description="event name, e.g. MSOS-s01-f03-000123")
     object_id: NDArray("int64", 1) = Field(description="object id (fiducial catalog)")
