@@ -6,9 +6,10 @@ Three questions, each a number, decide it:
   Lomb–Scargle period (two harmonics) is fitted by linear least squares and its χ² compared
   with the PSPL fit's, each penalised by its number of parameters (BIC). Periodic variables,
   the commonest impostors in the bulge, lose the point lens this way.
-* Is there more than one brightening? After the PSPL model, a run of significant positive
-  residuals more than ``bump_distance`` peak widths from ``t_0`` (outbursts, flares and
-  CVs repeat; a single lens brightens once; a planet's anomaly sits within the peak).
+* Is there more than one brightening? Two episodes of significant brightening more than
+  ``episode_gap_d`` apart, or, after the PSPL model, a run of significant positive residuals
+  more than ``bump_distance`` peak widths from ``t_0`` (outbursts, flares and CVs repeat; a
+  single lens brightens once; a planet's anomaly sits within the peak).
 * Is the point lens itself plausible? ``u_0`` beyond ``max_u_0`` (a few per cent of
   brightening), a cusp with ``t_E`` of years, or a reduced χ² beyond ``max_reduced_chi2``
   (then "candidate": an anomaly for the binary models) are not single lenses.
@@ -38,6 +39,7 @@ class ClassifierSettings:
     second_bump_run: int = 4  # epochs in a row
     bump_distance: float = 2.0  # … at least this many peak widths (u_0 t_E, ≥ 0.1 t_E) away
     max_artefact_points: int = 3
+    episode_gap_d: float = 2.0  # brightenings further apart than this are separate episodes
     max_u_0: float = 2.0  # beyond: a 5 % brightening or less, no point lens worth the name
     min_u_0: float = 1e-4  # below, with t_E in years: the fit made a cusp of a flare
     max_t_e_d: float = 1000.0
@@ -100,6 +102,7 @@ def classify(
     width = max(fit.u_0, 0.1) * fit.t_E  # the peak's half width (t_eff)
     far = np.abs(t - fit.t_0) > settings.bump_distance * width
     second = _has_run(resid > settings.second_bump_sigma, far, settings.second_bump_run)
+    second = second or _episodes(t, (f - np.median(f)) / e, settings) >= 2
     if top > 0.5:
         return Classification("artifact", min(1.0, top), bic, period, second, top)
     unphysical = not (settings.min_u_0 <= fit.u_0 <= settings.max_u_0) or (
@@ -115,6 +118,22 @@ def classify(
         # variable source; for the model step to decide
         return Classification("candidate", 0.5, bic, period, second, top)
     return Classification("single_lens", float(1.0 - np.exp(-bic / 20.0)), bic, period, second, top)
+
+
+def _episodes(t: np.ndarray, z: np.ndarray, settings: ClassifierSettings) -> int:
+    """Separate brightenings: runs of ``second_bump_run`` epochs ≥ ``second_bump_sigma``
+    above the median, at least ``episode_gap_d`` apart (a lens brightens once, however its
+    caustics shape the peak; outbursts and flares repeat)."""
+    bright = z > settings.second_bump_sigma
+    count, run, last_end = 0, 0, -np.inf
+    for i in range(t.size):
+        run = run + 1 if bright[i] else 0
+        starts_new = run == settings.second_bump_run
+        if starts_new and t[i - run + 1] - last_end > settings.episode_gap_d:
+            count += 1
+        if bright[i] and run >= settings.second_bump_run:
+            last_end = t[i]
+    return count
 
 
 def _has_run(significant: np.ndarray, allowed: np.ndarray, length: int) -> bool:
