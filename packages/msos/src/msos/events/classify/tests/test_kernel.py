@@ -76,3 +76,15 @@ def test_variables_are_not_taken_for_microlensing(classified):
 
 def test_a_few_bad_epochs_are_artefacts(classified):
     assert np.mean(np.array(classified["artefact"]) == "artifact") >= 0.9, classified["artefact"]
+
+
+def test_a_single_outburst_fast_rise_slow_decline_is_a_variable_not_a_lens():
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        err = rng.uniform(0.5, 3)
+        rise = TIME - rng.uniform(61410, 61450)
+        outburst = np.where(
+            rise > 0, np.exp(-rise / rng.uniform(1, 3)), np.exp(np.minimum(rise, 0) / 0.05)
+        )
+        flux = rng.uniform(20, 50) * err * outburst + rng.normal(0, err, TIME.size)
+        assert _pipeline(flux, np.full(TIME.size, err))[1].classification == "variable_star"
