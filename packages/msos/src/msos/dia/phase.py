@@ -155,9 +155,8 @@ def superres_reference(
     the super-resolved frame (sky removed: the DIA kernel's background takes the epoch's).
     Variance and bad pixels are the stack's, moved like :func:`phase_matched_reference`'s."""
     image, outside = predict(superres, shift, half=half_taps)
-    zeros = np.zeros(reference_variance.shape, dtype=np.float32)
     _, moved_bad, variance, _ = resample(
-        zeros, shift, bad=reference_bad, variance=reference_variance, want_level=False
+        None, shift, bad=reference_bad, variance=reference_variance, want_level=False
     )
     bad = moved_bad | outside | ~np.isfinite(image)
     image[bad] = np.nan

@@ -793,7 +793,7 @@ def _fill_bad(clean: np.ndarray, invalid: np.ndarray) -> None:
 
 
 def resample(
-    image: np.ndarray,
+    image: np.ndarray | None,
     shift: tuple[float, float],
     *,
     bad: np.ndarray | None = None,
@@ -806,24 +806,30 @@ def resample(
 
     ``variance' = Σ w² v`` (per-pixel variance of the resampled image) and ``level = Σ|w| v /
     Σ|w|`` (the epoch's local variance, for weights); both ``None`` without ``variance``
-    (``level`` also without ``want_level``).
+    (``level`` also without ``want_level``). ``image`` None: only the mask and variance are
+    moved (``image`` comes back None), for a caller with its own moved image.
     """
-    data = np.asarray(image, dtype=np.float32)
-    invalid = ~np.isfinite(data)
+    if image is None:
+        invalid = np.zeros(np.shape(bad if bad is not None else variance), dtype=bool)
+    else:
+        data = np.asarray(image, dtype=np.float32)
+        invalid = ~np.isfinite(data)
     if bad is not None:
         invalid = invalid | np.asarray(bad, dtype=bool)
     if variance is not None:
         var = np.asarray(variance, dtype=np.float32)
         invalid = invalid | ~(np.isfinite(var) & (var > 0))
-    clean = np.where(invalid, np.float32(0.0), data)
-    if invalid.any():
-        _fill_bad(clean, invalid)
     (ixs, fxs), (iys, fys) = split_shift(shift[0]), split_shift(shift[1])
     fx0, wx = resampling_weights(fxs, kernel)
     fy0, wy = resampling_weights(fys, kernel)
     # anchor pixel i samples epoch at i - dx = (i - ix) - fx: integer offset -ix, then weights
     first_x, first_y = fx0 - ixs, fy0 - iys
-    out = _shift_2d(clean, first_x, wx, first_y, wy, 0.0)
+    out = None
+    if image is not None:
+        clean = np.where(invalid, np.float32(0.0), data)
+        if invalid.any():
+            _fill_bad(clean, invalid)
+        out = _shift_2d(clean, first_x, wx, first_y, wy, 0.0)
     badw = _shift_2d(invalid.astype(np.float32), first_x, np.abs(wx), first_y, np.abs(wy), 1.0)
     norm = float(np.abs(wx).sum() * np.abs(wy).sum())
     out_invalid = badw > bad_weight * norm

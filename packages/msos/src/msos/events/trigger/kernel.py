@@ -19,7 +19,9 @@ nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numba
 import numpy as np
@@ -35,6 +37,16 @@ class TriggerParameters:
     clip: float = 3.0
     window: int = 480  # epochs the baseline remembers (exponential weighting)
     warmup: int = 10  # baseline epochs before an object can trigger
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> TriggerParameters:
+        """The parameters named in ``values`` (others ignored; defaults where absent)."""
+        known = {f.name: f for f in fields(cls)}
+        kept = {}
+        for name, value in values.items():
+            if name in known:
+                kept[name] = int(value) if known[name].type == "int" else float(value)
+        return cls(**kept)
 
 
 @dataclass
@@ -76,30 +88,11 @@ class TriggerState:
         return np.isfinite(self.trigger_time)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every per-object array and the scalars, by name (to store the state)."""
+        """Every per-object array and the scalars, by name (to compare states)."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "parameters"}
         out["last_time"] = np.float64(self.last_time)
         out["n_epochs"] = np.int64(self.n_epochs)
-        for f in fields(TriggerParameters):
-            out[f"parameter_{f.name}"] = np.asarray(getattr(self.parameters, f.name))
         return out
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> TriggerState:
-        """Inverse of :meth:`arrays`."""
-        values = {}
-        for f in fields(TriggerParameters):
-            value = np.asarray(arrays[f"parameter_{f.name}"])
-            values[f.name] = int(value) if f.type == "int" else float(value)
-        parameters = TriggerParameters(**values)
-        names = [
-            f.name for f in fields(cls) if f.name not in ("parameters", "last_time", "n_epochs")
-        ]
-        return cls(
-            **{name: np.asarray(arrays[name]) for name in names},
-            last_time=float(arrays["last_time"]), n_epochs=int(arrays["n_epochs"]),
-            parameters=parameters,
-        )  # fmt: skip
 
 
 def _epoch_order(time: np.ndarray, after: float) -> np.ndarray:

@@ -37,8 +37,8 @@ _ARRAYS = {
 
 def state_from_product(product: TriggerStateProduct) -> TriggerState:
     """The kernel's state from its stored form."""
-    parameters = TriggerParameters(
-        **{f.name: getattr(product, f.name) for f in fields(TriggerParameters)}
+    parameters = TriggerParameters.from_values(
+        {f.name: getattr(product, f.name) for f in fields(TriggerParameters)}
     )
     last = product.last_time_mjd_tdb
     return TriggerState(
@@ -57,16 +57,6 @@ def product_from_state(state: TriggerState, meta: MsosDailyMeta) -> TriggerState
         n_epochs=state.n_epochs,
         **{f.name: getattr(state.parameters, f.name) for f in fields(TriggerParameters)},
     )
-
-
-def parameters_of(parameters: Mapping[str, Any]) -> TriggerParameters:
-    """Trigger parameters from a step's parameters (defaults where absent)."""
-    known = {f.name: f for f in fields(TriggerParameters)}
-    values = {}
-    for name, value in parameters.items():
-        if name in known:
-            values[name] = int(value) if known[name].type == "int" else float(value)
-    return TriggerParameters(**values)
 
 
 class TriggerStep(PartitionStep):
@@ -90,7 +80,9 @@ class TriggerStep(PartitionStep):
                 )
             state = state_from_product(stored)
         else:
-            state = TriggerState.new(np.asarray(daily.object_id), parameters_of(parameters))
+            state = TriggerState.new(
+                np.asarray(daily.object_id), TriggerParameters.from_values(parameters)
+            )
         fired = update(
             state, np.asarray(daily.object_id), np.asarray(daily.epochs.time_mjd_tdb),
             np.asarray(daily.delta_flux_ujy), np.asarray(daily.delta_flux_err_ujy),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from msos.events.trigger.kernel import TriggerParameters, TriggerState, update
+from msos.events.trigger.kernel import TriggerState, update
 from msos.events.trigger.tests.synthetic import season as _season
 
 
@@ -48,17 +48,6 @@ def test_day_by_day_equals_one_pass_and_a_rerun_day_changes_nothing(season):
     update(whole, ids, time, flux, err)
     for name, value in whole.arrays().items():
         np.testing.assert_array_equal(value, daily.arrays()[name], err_msg=name)
-
-
-def test_the_state_round_trips_through_its_arrays(season):
-    ids, time, flux, err, *_ = season
-    state = TriggerState.new(ids, TriggerParameters(threshold=4.0, min_run=2))
-    update(state, ids, time[:200], flux[:, :200], err[:, :200])
-    back = TriggerState.from_arrays(state.arrays())
-    assert back.parameters == state.parameters
-    update(state, ids, time[200:], flux[:, 200:], err[:, 200:])
-    update(back, ids, time[200:], flux[:, 200:], err[:, 200:])
-    np.testing.assert_array_equal(state.trigger_time, back.trigger_time)
 
 
 def test_bad_measurements_unsorted_and_duplicated_times_are_skipped_not_fatal():

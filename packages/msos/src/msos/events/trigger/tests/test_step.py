@@ -96,3 +96,19 @@ def test_msos_trigger_runs_each_day_and_names_the_objects_that_fired(stored_days
     update(whole, ids, time, flux, err)
     assert sorted(fired) == sorted(whole.object_id[whole.triggered])
     assert "already done" in runner.invoke(app, [*command, days[0].isoformat()]).output
+
+
+def test_the_state_and_its_parameters_round_trip_through_the_product():
+    from msos.events.trigger.kernel import TriggerParameters
+    from msos.events.trigger.step import product_from_state
+
+    ids, time, flux, err, *_ = season(n_constant=50, seed=6)
+    state = TriggerState.new(ids, TriggerParameters(threshold=4.0, min_run=2))
+    update(state, ids, time[:200], flux[:, :200], err[:, :200])
+    meta = TriggerStateProduct.example().meta
+    back = state_from_product(product_from_state(state, meta))
+    assert back.parameters == state.parameters
+    update(state, ids, time[200:], flux[:, 200:], err[:, 200:])
+    update(back, ids, time[200:], flux[:, 200:], err[:, 200:])
+    for name, value in state.arrays().items():
+        np.testing.assert_array_equal(back.arrays()[name], value, err_msg=name)
