@@ -1,0 +1,155 @@
+"""Model selection: from a point lens up to a binary lens, each step kept only when the data
+ask for it (Δχ² over the simpler model beyond a threshold).
+
+Order: PSPL; FSPL when the source came close enough to the lens for its size to show;
+annual parallax when the event is long enough and its sky position and time scale are known
+(both signs of u_0: the ecliptic degeneracy); then, when the best single-lens model leaves an
+anomaly, binary lenses seeded from it (:mod:`msos.events.model.planet`). Every fit tried is
+returned, so a DQA report can show what was weighed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from msos.events.model.fit import Dataset, ModelFit, fit_model
+from msos.events.model.lens import Sky
+from msos.events.model.planet import binary_seeds, find_anomaly
+from msos.events.model.pspl import fit_pspl
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """Thresholds of :func:`select_model`."""
+
+    finite_source_u0: float = 0.05  # try FSPL when the point lens's u_0 is below this
+    finite_source_delta_chi2: float = 20.0
+    parallax_min_t_e_d: float = 15.0  # shorter events cannot show Earth's acceleration
+    parallax_delta_chi2: float = 30.0
+    binary_anomaly_delta_chi2: float = 50.0  # residual excess that makes a binary worth trying
+    binary_delta_chi2: float = 160.0  # Roman's planet detection threshold (Penny et al. 2019)
+    binary_seeds: int = 6
+    seed_iterations: int = 25  # LM iterations a seed gets before the best is polished
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen model and every fit tried on the way (chosen one included)."""
+
+    best: ModelFit
+    tried: tuple[ModelFit, ...]
+
+    def best_of(self, model: str) -> ModelFit | None:
+        """The lowest-χ² fit of ``model`` tried, if any."""
+        fits = [f for f in self.tried if f.model == model]
+        return min(fits, key=lambda f: f.chi2) if fits else None
+
+
+def select_model(
+    data: Dataset | Sequence[Dataset],
+    start: dict[str, float],
+    sky: Sky | None = None,
+    settings: SelectionSettings | None = None,
+) -> Selection:
+    """The model the data support, from a point-lens start ``{t_0, u_0, t_E}``."""
+    settings = settings or SelectionSettings()
+    data = [d.usable() for d in ([data] if isinstance(data, Dataset) else data)]
+    tried: list[ModelFit] = []
+
+    def attempt(model: str, params: dict[str, float], iterations: int = 200) -> ModelFit | None:
+        try:
+            fit = fit_model(data, model, params, sky, max_iterations=iterations)
+        except (ValueError, np.linalg.LinAlgError):
+            return None
+        if not np.isfinite(fit.chi2):
+            return None
+        tried.append(fit)
+        return fit
+
+    first = data[0]  # the compiled PSPL fit finds the valley fast; the general one polishes
+    pspl = fit_pspl(first.time, first.flux, first.flux_err, start["t_0"], start["u_0"],
+                    start["t_E"])  # fmt: skip
+    best = attempt("PSPL", {"t_0": pspl.t_0, "u_0": pspl.u_0, "t_E": pspl.t_E})
+    if best is None:
+        raise ValueError("no point-lens fit converged")
+    single = best
+    if best.params["u_0"] < settings.finite_source_u0:
+        u_0 = max(best.params["u_0"], 1e-4)
+        fits = [attempt("FSPL", {**best.params, "rho": rho}) for rho in (0.5 * u_0, 2.0 * u_0)]
+        fits = [f for f in fits if f is not None]
+        if fits:
+            fs = min(fits, key=lambda f: f.chi2)
+            # a source that never came within a few radii of the lens shows no finite size:
+            # a fitted rho that small is the fit bending the peak for another reason
+            reach = fs.params["rho"] >= fs.params["u_0"] / 3.0
+            if reach and single.chi2 - fs.chi2 >= settings.finite_source_delta_chi2:
+                single = fs
+    static = best = single
+    if sky is not None and single.params["t_E"] >= settings.parallax_min_t_e_d:
+        par = _parallax(single, attempt)
+        if par is not None and single.chi2 - par.chi2 >= settings.parallax_delta_chi2:
+            best = par
+            if par.model == "FSPL+par":  # the finite source may have stood in for parallax
+                point = attempt("PSPL+par", {k: v for k, v in par.params.items() if k != "rho"})
+                if point and point.chi2 - par.chi2 < settings.finite_source_delta_chi2:
+                    best = point
+    # a short anomaly parallax cannot explain: binary lenses, static first (parallax can
+    # soak up part of an anomaly, so it is weighed again once a binary fits)
+    if find_anomaly(best, data).delta_chi2 >= settings.binary_anomaly_delta_chi2:
+        base = _without_anomaly(static, data, settings)
+        rho = base.params.get("rho", 1e-3)
+        model = "2L1S"
+        seeds = binary_seeds(base, data, settings.binary_seeds, rho)
+        # each seed gets a short leash, the best of them the full polish
+        fits = [attempt(model, seed, settings.seed_iterations) for seed in seeds]
+        fits = [f for f in fits if f is not None]
+        if fits:
+            binary = min(fits, key=lambda f: f.chi2)
+            binary = attempt(model, binary.params) or binary
+            if best.chi2 - binary.chi2 >= settings.binary_delta_chi2:
+                best = binary
+                if sky is not None:  # parallax may show once the anomaly is fitted
+                    par = _parallax(best, attempt)
+                    if par is not None and best.chi2 - par.chi2 >= settings.parallax_delta_chi2:
+                        best = par
+    return Selection(best=best, tried=tuple(tried))
+
+
+def _without_anomaly(fit: ModelFit, data: list[Dataset], settings: SelectionSettings) -> ModelFit:
+    """``fit``'s model refitted with its worst anomaly left out (twice, the anomaly found
+    again each time): a strong planetary or binary deviation drags a single-lens fit off the
+    rest of the light curve, and the binary grid needs that rest right."""
+    for _ in range(2):
+        anomaly = find_anomaly(fit, data)
+        if anomaly.delta_chi2 < settings.binary_anomaly_delta_chi2:
+            break
+        lo, hi = anomaly.t_a - anomaly.width_d, anomaly.t_a + anomaly.width_d
+        kept = []
+        for d in data:
+            out = (d.time < lo) | (d.time > hi)
+            kept.append(Dataset(d.time[out], d.flux[out], d.flux_err[out], d.name))
+        try:
+            fit = fit_model(kept, fit.model, fit.params, fit.sky)
+        except (ValueError, np.linalg.LinAlgError):
+            break
+    return fit
+
+
+def _mirrored(params: dict[str, float]) -> dict[str, float]:
+    """The static model's mirror image (u_0 → −u_0, alpha → −alpha): the same light curve
+    without parallax, a different one with it (the ecliptic degeneracy)."""
+    out = {**params, "u_0": -params["u_0"]}
+    if "alpha" in params:
+        out["alpha"] = (-params["alpha"]) % 360.0
+    return out
+
+
+def _parallax(fit: ModelFit, attempt: Callable) -> ModelFit | None:
+    """The better of ``fit``'s model with parallax, started from it and from its mirror."""
+    fits = [attempt(f"{fit.model}+par", {**start, "pi_E_N": 0.05, "pi_E_E": 0.05})
+            for start in (fit.params, _mirrored(fit.params))]  # fmt: skip
+    fits = [f for f in fits if f is not None]
+    return min(fits, key=lambda f: f.chi2) if fits else None
