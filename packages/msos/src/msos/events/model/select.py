@@ -1,11 +1,12 @@
 """Model selection: from a point lens up to a binary lens, each step kept only when the data
 ask for it (Δχ² over the simpler model beyond a threshold).
 
-Order: PSPL; FSPL when the source came close enough to the lens for its size to show;
-annual parallax when the event is long enough and its sky position and time scale are known
-(both signs of u_0: the ecliptic degeneracy); then, when the best single-lens model leaves an
-anomaly, binary lenses seeded from it (:mod:`msos.events.model.planet`). Every fit tried is
-returned, so a DQA report can show what was weighed.
+Order: PSPL; FSPL when the source came close enough to the lens for its size to show; annual
+parallax when the event is long enough and its sky position and time scale are known (from
+the model and its mirror image: the ecliptic degeneracy); then, when a short anomaly is left
+that parallax cannot explain, static binary lenses seeded from it
+(:mod:`msos.events.model.planet`), with parallax weighed again on the binary that fits. Every
+fit tried is returned, so a DQA report can show what was weighed.
 """
 
 from __future__ import annotations
