@@ -95,6 +95,16 @@ def trajectory(
     return tau, beta
 
 
+def source_plane(
+    tau: np.ndarray, beta: np.ndarray, alpha_deg: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The source's (x, y) in a binary lens's frame: MulensModel's rotation by ``alpha``."""
+    alpha = np.radians(alpha_deg)
+    x = -tau * np.cos(alpha) + beta * np.sin(alpha)
+    y = -tau * np.sin(alpha) - beta * np.cos(alpha)
+    return x, y
+
+
 def point_lens(u: np.ndarray) -> np.ndarray:
     """Point-source point-lens magnification at separation ``u`` (Paczyński 1986)."""
     u2 = u * u
@@ -119,9 +129,7 @@ def magnification(
     params = {name: params[name] for name in parameter_names(model)}
     tau, beta = trajectory(time, params, sky)
     if base == "2L1S":
-        alpha = np.radians(params["alpha"])
-        x = -tau * np.cos(alpha) + beta * np.sin(alpha)
-        y = -tau * np.sin(alpha) - beta * np.cos(alpha)
+        x, y = source_plane(tau, beta, params["alpha"])
         s, q, rho = float(params["s"]), float(params["q"]), float(params["rho"])
         binary = _vbm().BinaryMag2
         return np.array([binary(s, q, float(a), float(b), rho) for a, b in zip(x, y, strict=True)])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from msos.events.model.fit import Dataset, ModelFit
-from msos.events.model.lens import _vbm, trajectory
+from msos.events.model.lens import _vbm, source_plane, trajectory
 
 #: anomaly windows tried (days): from a terrestrial planet's hours to a giant's week
 WINDOWS_D = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -99,10 +99,7 @@ def binary_seeds(
                 params = {**single, "rho": rho, "s": s, "q": q, "alpha": float(alpha)}
                 chi2 = 0.0
                 for t, f, e, k in window:
-                    tau, beta = trajectory(t, params)
-                    a = np.radians(alpha)
-                    x = -tau * np.cos(a) + beta * np.sin(a)
-                    y = -tau * np.sin(a) - beta * np.cos(a)
+                    x, y = source_plane(*trajectory(t, params), alpha)
                     mag = np.array([vbm.BinaryMag0(s, q, float(xx), float(yy))
                                     for xx, yy in zip(x, y, strict=True)])  # fmt: skip
                     model = fit.f_source[k] * mag + fit.f_blend[k]

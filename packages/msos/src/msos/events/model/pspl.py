@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from msos.events.model.lens import point_lens
+
 #: the fitted parameters, in the order of :attr:`PSPLFit.covariance`
 PARAMETERS = ("t_0", "u_0", "t_E", "f_source", "f_blend")
 
@@ -42,8 +44,7 @@ class PSPLFit:
 def magnification(time: np.ndarray, t_0: float, u_0: float, t_E: float) -> np.ndarray:  # noqa: N803
     """The point-lens magnification at ``time``."""
     tau = (np.asarray(time, dtype=np.float64) - t_0) / t_E
-    u2 = u_0 * u_0 + tau * tau
-    return (u2 + 2) / np.sqrt(u2 * (u2 + 4))
+    return point_lens(np.hypot(u_0, tau))
 
 
 def fit_pspl(
