@@ -88,6 +88,12 @@ class Partition:
         """Where the partition's microlensing event catalog goes."""
         return f"{self.prefix}/events/wfi_microlensing_event_catalog_level_4.asdf"
 
+    def dqa_event_key(self, event_id: str) -> str:
+        """Where the DQA report of event ``event_id`` goes (its plot goes beside it)."""
+        if not event_id or "/" in event_id or event_id in (".", ".."):
+            raise MsosError("partition", f"event id {event_id!r} cannot name a storage folder")
+        return f"{self.prefix}/events/dqa/{event_id}/wfi_microlensing_dqa_events_level_4.asdf"
+
     def season_key(self) -> str:
         """Where the season's L4 light-curve catalog goes."""
         return f"{self.prefix}/lightcurves/wfi_microlensing_light_curve_catalog_level_4.asdf"
