@@ -1,30 +1,43 @@
 """From light curves to catalog rows: search each object, fit a point lens to what clears the
-threshold, and classify it.
+threshold, classify it, and model what is a microlensing event.
 
 Runs on the objects the trigger picked (or any list of them); each light curve is cleaned the
 way outside tables are (:func:`msos.events.inputs.clean`), so flagged, NaN and repeated
-epochs never reach a fit.
+epochs never reach a fit. Events (single lenses and candidates) then go through model
+selection (:func:`msos.events.model.select.select_model`: finite source, parallax, binary
+lens); a binary lens makes the event ``planetary`` (q < 0.03) or ``binary_lens``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from msos.events.classify.kernel import Classification, classify
+from msos.events.classify.kernel import Classification, ClassifierSettings, classify
 from msos.events.inputs import clean
+from msos.events.model.fit import Dataset, ModelFit
+from msos.events.model.lens import Sky
 from msos.events.model.pspl import PSPLFit, fit_detection, magnification
+from msos.events.model.select import SelectionSettings, select_model
 from msos.events.search.kernel import Detection, SearchGrid, search
 
 #: Δχ² of the grid search a light curve must reach to be modelled (noise-only light curves
 #: of a season reach ~20; Kim et al. 2018 use a few hundred for KMTNet's noisier data)
 DEFAULT_THRESHOLD = 500.0
+#: our light curves' times are MJD: add this for a Julian date
+MJD_OFFSET = 2400000.5
+#: the largest mass ratio called a planet (a brown dwarf around an M dwarf reaches ~0.03)
+PLANET_MAX_Q = 0.03
+#: classes the model step takes on (the point-lens ones)
+MODELLED_CLASSES = ("single_lens", "candidate")
+DEFAULT_SELECTION = SelectionSettings()
 
 
 @dataclass(frozen=True)
 class EventRow:
-    """One detection: the object, its search result, PSPL fit and classification."""
+    """One detection: the object, its search result, PSPL fit, classification and (for
+    events) the selected model."""
 
     object_id: int
     detection: Detection
@@ -32,6 +45,8 @@ class EventRow:
     classification: Classification
     peak_snr: float  # the largest (model − baseline) / error at an epoch
     n_points_magnified: int  # epochs 3σ above the baseline
+    model: ModelFit | None = None  # the selected model (None: not an event, or not modelled)
+    data: Dataset | None = None  # the epochs the model was fitted to
 
 
 def find_events(
@@ -42,9 +57,17 @@ def find_events(
     flags: np.ndarray | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     grid: SearchGrid | None = None,
+    *,
+    positions: np.ndarray | None = None,
+    jd_offset: float = MJD_OFFSET,
+    selection: SelectionSettings | None = DEFAULT_SELECTION,
 ) -> tuple[list[EventRow], dict[int, str]]:
     """Rows for every object (``flux``: objects × epochs, total flux) whose search clears
-    ``threshold``, and the objects left out with the reason (too few usable points)."""
+    ``threshold``, and the objects left out with the reason (too few usable points).
+
+    ``positions`` (objects × (ra, dec), degrees) and ``jd_offset`` let parallax be fitted;
+    ``selection=None`` keeps the compiled point-lens fit only (no model selection).
+    """
     rows, skipped = [], {}
     for k, oid in enumerate(np.asarray(object_id)):
         good = np.ones(time.size, bool) if flags is None else np.asarray(flags[k]) == 0
@@ -64,6 +87,39 @@ def find_events(
             continue
         kind = classify(t, f, e, fit)
         excess = fit.f_source * (magnification(t, fit.t_0, fit.u_0, fit.t_E) - 1) / e
-        rows.append(EventRow(int(oid), detection, fit, kind, float(np.max(excess)),
-                             int(np.sum(excess > 3))))  # fmt: skip
+        row = EventRow(int(oid), detection, fit, kind, float(np.max(excess)),
+                       int(np.sum(excess > 3)))  # fmt: skip
+        if selection is not None and kind.classification in MODELLED_CLASSES:
+            sky = None
+            if positions is not None:
+                sky = Sky(float(positions[k][0]), float(positions[k][1]), jd_offset, fit.t_0)
+            try:
+                row = model_event(row, Dataset(t, f, e, str(oid)), sky, selection)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                skipped[int(oid)] = f"model selection failed ({exc}); point lens kept"
+        rows.append(row)
     return rows, skipped
+
+
+def model_event(
+    row: EventRow, data: Dataset, sky: Sky | None, settings: SelectionSettings
+) -> EventRow:
+    """``row`` with its selected model and the class it implies: a binary lens makes it
+    planetary or binary_lens, a candidate the higher-order model fits well a single lens."""
+    fit = row.fit
+    chosen = select_model(data, {"t_0": fit.t_0, "u_0": fit.u_0, "t_E": fit.t_E}, sky,
+                          settings).best  # fmt: skip
+    kind = row.classification
+    if chosen.model.startswith("2L1S"):
+        label = "planetary" if chosen.params["q"] < PLANET_MAX_Q else "binary_lens"
+        gain = fit.chi2 - chosen.chi2  # over the point lens: how surely a binary
+        score = 1.0 - np.exp(-gain / settings.binary_delta_chi2)
+        kind = replace(kind, classification=label, score=float(score))
+    elif kind.classification == "candidate" and chosen.chi2 <= _good_fit(chosen.dof):
+        kind = replace(kind, classification="single_lens")
+    return replace(row, classification=kind, model=chosen, data=data)
+
+
+def _good_fit(dof: int) -> float:
+    """The χ² a model reaching the classifier's reduced-χ² bar may have."""
+    return ClassifierSettings().max_reduced_chi2 * max(dof, 1)

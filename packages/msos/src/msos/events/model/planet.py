@@ -40,6 +40,13 @@ class Anomaly:
     t_a: float
     width_d: float
     delta_chi2: float  # Σ(r² − 1) over the window
+    n_points: int = 1
+
+    @property
+    def sigma(self) -> float:
+        """How many standard deviations of pure noise's Σ(r² − 1) (√(2n)) the excess is:
+        a week of dense epochs reaches Δχ² 50 by chance, a few hours do not."""
+        return self.delta_chi2 / np.sqrt(2.0 * max(self.n_points, 1))
 
 
 def find_anomaly(fit: ModelFit, data: Sequence[Dataset]) -> Anomaly:
@@ -57,7 +64,7 @@ def find_anomaly(fit: ModelFit, data: Sequence[Dataset]) -> Anomaly:
         k = int(np.argmax(gain))
         if gain[k] > best.delta_chi2:
             centre = 0.5 * (t[k] + t[min(stop[k], t.size) - 1])
-            best = Anomaly(float(centre), width, float(gain[k]))
+            best = Anomaly(float(centre), width, float(gain[k]), int(stop[k] - k))
     return best
 
 

@@ -18,19 +18,23 @@ import numpy as np
 
 from msos.events.model.fit import Dataset, ModelFit, fit_model
 from msos.events.model.lens import Sky
-from msos.events.model.planet import binary_seeds, find_anomaly
+from msos.events.model.planet import Anomaly, binary_seeds, find_anomaly
 from msos.events.model.pspl import fit_pspl
 
 
 @dataclass(frozen=True)
 class SelectionSettings:
-    """Thresholds of :func:`select_model`."""
+    """Thresholds of :func:`select_model`, and which models beyond PSPL it may try."""
 
+    finite_source: bool = True
+    parallax: bool = True
+    binary: bool = True
     finite_source_u0: float = 0.05  # try FSPL when the point lens's u_0 is below this
     finite_source_delta_chi2: float = 20.0
     parallax_min_t_e_d: float = 15.0  # shorter events cannot show Earth's acceleration
     parallax_delta_chi2: float = 30.0
     binary_anomaly_delta_chi2: float = 50.0  # residual excess that makes a binary worth trying
+    binary_anomaly_sigma: float = 5.0  # … and its significance over the window's noise
     binary_delta_chi2: float = 160.0  # Roman's planet detection threshold (Penny et al. 2019)
     binary_seeds: int = 6
     seed_iterations: int = 25  # LM iterations a seed gets before the best is polished
@@ -77,7 +81,7 @@ def select_model(
     if best is None:
         raise ValueError("no point-lens fit converged")
     single = best
-    if best.params["u_0"] < settings.finite_source_u0:
+    if settings.finite_source and best.params["u_0"] < settings.finite_source_u0:
         u_0 = max(best.params["u_0"], 1e-4)
         fits = [attempt("FSPL", {**best.params, "rho": rho}) for rho in (0.5 * u_0, 2.0 * u_0)]
         fits = [f for f in fits if f is not None]
@@ -89,7 +93,8 @@ def select_model(
             if reach and single.chi2 - fs.chi2 >= settings.finite_source_delta_chi2:
                 single = fs
     static = best = single
-    if sky is not None and single.params["t_E"] >= settings.parallax_min_t_e_d:
+    parallax = settings.parallax and sky is not None
+    if parallax and single.params["t_E"] >= settings.parallax_min_t_e_d:
         par = _parallax(single, attempt)
         if par is not None and single.chi2 - par.chi2 >= settings.parallax_delta_chi2:
             best = par
@@ -99,7 +104,7 @@ def select_model(
                     best = point
     # a short anomaly parallax cannot explain: binary lenses, static first (parallax can
     # soak up part of an anomaly, so it is weighed again once a binary fits)
-    if find_anomaly(best, data).delta_chi2 >= settings.binary_anomaly_delta_chi2:
+    if settings.binary and _anomalous(find_anomaly(best, data), settings):
         base = _without_anomaly(static, data, settings)
         rho = base.params.get("rho", 1e-3)
         model = "2L1S"
@@ -112,11 +117,17 @@ def select_model(
             binary = attempt(model, binary.params) or binary
             if best.chi2 - binary.chi2 >= settings.binary_delta_chi2:
                 best = binary
-                if sky is not None:  # parallax may show once the anomaly is fitted
+                if parallax:  # parallax may show once the anomaly is fitted
                     par = _parallax(best, attempt)
                     if par is not None and best.chi2 - par.chi2 >= settings.parallax_delta_chi2:
                         best = par
     return Selection(best=best, tried=tuple(tried))
+
+
+def _anomalous(anomaly: Anomaly, settings: SelectionSettings) -> bool:
+    """Whether a single-lens fit's worst residual window is worth a binary-lens search."""
+    return (anomaly.delta_chi2 >= settings.binary_anomaly_delta_chi2
+            and anomaly.sigma >= settings.binary_anomaly_sigma)  # fmt: skip
 
 
 def _without_anomaly(fit: ModelFit, data: list[Dataset], settings: SelectionSettings) -> ModelFit:
@@ -125,7 +136,7 @@ def _without_anomaly(fit: ModelFit, data: list[Dataset], settings: SelectionSett
     rest of the light curve, and the binary grid needs that rest right."""
     for _ in range(2):
         anomaly = find_anomaly(fit, data)
-        if anomaly.delta_chi2 < settings.binary_anomaly_delta_chi2:
+        if not _anomalous(anomaly, settings):
             break
         lo, hi = anomaly.t_a - anomaly.width_d, anomaly.t_a + anomaly.width_d
         kept = []

@@ -91,3 +91,28 @@ def test_msos_events_publishes_the_catalog(season):
     assert result.exit_code == 0, result.output
     assert "wfi_microlensing_event_catalog_level_4.asdf" in result.output
     assert sorted(np.asarray(_catalog(ctx).object_id)) == sorted(truth)
+
+
+def test_every_event_has_its_dqa_report_and_plot(season):
+    from msos.events.dqa import event_plot_key
+    from roman_schemas.products.msos import DqaEventsLevel4
+
+    ctx, key, _, _ = season
+    EventsStep(ctx, PARTITION).run([key], {"models": ""}, partition=PARTITION.name)
+    events = _catalog(ctx)
+    for k, event in enumerate(np.asarray(events.event_id)):
+        report_key = PARTITION.dqa_event_key(str(event))
+        with open_stored_product(ctx, report_key, DqaEventsLevel4) as opened:
+            report = load_arrays(opened, report_key)
+        assert report.event_id == event and report.model_type == events.model_type[k]
+        assert report.chi2_dof == pytest.approx(events.chi2[k] / events.dof[k])
+        assert report.meta.object_id == str(events.object_id[k])
+        assert ctx.storage.get_bytes(event_plot_key(report_key))[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_unknown_model_name_is_refused():
+    from msos.events.catalog.step import selection_settings
+
+    assert not selection_settings("").binary and selection_settings("2L1S").binary
+    with pytest.raises(ValueError, match="unknown models"):
+        selection_settings("FSPL,3L1S")
