@@ -94,6 +94,13 @@ class Partition:
             raise MsosError("partition", f"event id {event_id!r} cannot name a storage folder")
         return f"{self.prefix}/events/dqa/{event_id}/wfi_microlensing_dqa_events_level_4.asdf"
 
+    def efficiency_key(self, medium: str = "lightcurve") -> str:
+        """Where the detection-efficiency catalog of injections into ``medium`` goes."""
+        return (
+            f"{self.prefix}/events/efficiency/{medium}/"
+            "wfi_microlensing_detection_efficiency_catalog_level_4.asdf"
+        )
+
     def season_key(self) -> str:
         """Where the season's L4 light-curve catalog goes."""
         return f"{self.prefix}/lightcurves/wfi_microlensing_light_curve_catalog_level_4.asdf"

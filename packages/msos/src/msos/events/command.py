@@ -63,7 +63,49 @@ def events(
         typer.echo(f"{result.step}: {state}: {record.uri}")
 
 
+def efficiency(
+    ctx: typer.Context,
+    season: SeasonOption = "s01",
+    field: FieldOption = "f03",
+    detector: DetectorOption = "WFI01",
+    n_injections: Annotated[int, typer.Option(help="light curves made, blanks included")] = 500,
+    blank_fraction: Annotated[float, typer.Option(help="share of them left blank")] = 0.1,
+    seed: Annotated[int, typer.Option(help="seed of the draws (same seed: same run)")] = 0,
+    threshold: Annotated[float, typer.Option(help="Δχ² a detection must reach")] = 500.0,
+    planet_fraction: Annotated[float, typer.Option(help="share of events planetary")] = 0.0,
+) -> None:
+    """Inject synthetic events into the partition's season light curves, search them as
+    ``msos events`` does, and publish its detection-efficiency catalog; print the counts."""
+    from msos.events.efficiency.step import MEDIUM, EfficiencyStep
+    from roman_schemas.products.msos import DetectionEfficiencyCatalog
+    from ssc_common.publish import open_stored_product
+
+    partition = Partition(season, field, detector)
+    parameters = {
+        "n_injections": n_injections,
+        "blank_fraction": blank_fraction,
+        "seed": seed,
+        "threshold": threshold,
+        "planet_fraction": planet_fraction,
+    }
+    result = EfficiencyStep(ctx.obj, partition).run([partition.season_key()], parameters,
+                                                    partition=partition.name)  # fmt: skip
+    state = "already done" if result.skipped else "done"
+    for record in result.products:
+        typer.echo(f"{result.step}: {state}: {record.uri}")
+    key = partition.efficiency_key(MEDIUM)
+    with open_stored_product(ctx.obj, key, DetectionEfficiencyCatalog) as product:
+        counts = product.counts()
+    events = counts["TP"] + counts["FN"]
+    blanks = counts["FP"] + counts["TN"]
+    typer.echo(" ".join(f"{name} {value}" for name, value in counts.items())
+               + f": {counts['TP']}/{events} events recovered"
+               + f" ({counts['TP'] / max(events, 1):.1%}),"
+               + f" {counts['FP']}/{blanks} blanks detected")  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     """Add the event subcommands to the ``msos`` app."""
     app.command("trigger")(trigger)
     app.command("events")(events)
+    app.command("efficiency")(efficiency)
