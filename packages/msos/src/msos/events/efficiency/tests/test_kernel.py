@@ -130,7 +130,7 @@ def test_bright_events_are_recovered_faint_ones_missed_and_blanks_counted(hosts)
         blank(5),  # the host's own event: FP
         pspl(5, 61422.0, 0.5, 2.0, 5.0),  # a weaker event than the host's: found at the
     ])  # host's t_0, not this one's: FN  # fmt: skip
-    recovery = recover(TIME, flux, err, None, plan, threshold=500.0)
+    recovery = recover(TIME, flux, err, None, plan, threshold=500.0, chunk=4)  # 3 chunks
     assert list(recovery.binary_class(plan.injected)) == [
         "TP", "TP", "TP", "FN", "FN", "TN", "TN", "TN", "FP", "FN",
     ]  # fmt: skip
