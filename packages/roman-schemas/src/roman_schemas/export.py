@@ -125,13 +125,28 @@ def export_table(
     product: Product, out: str | os.PathLike[str], rows_per_batch: int = ROWS_PER_BATCH
 ) -> int:
     """Write the product's export (.parquet or .ecsv) atomically; returns the row count."""
+    return _write_export(product.export_columns(), product.export_batches(rows_per_batch),
+                         export_metadata(product), out)  # fmt: skip
+
+
+def export_rows(
+    table: Table, out: str | os.PathLike[str], metadata: dict[str, Any],
+    rows_per_batch: int = ROWS_PER_BATCH,
+) -> int:  # fmt: skip
+    """Write a table that belongs to no product (e.g. results on outside data) as a product's
+    export would be written, with ``metadata`` saying where it came from."""
+    return _write_export(table.export_columns(), table.export_batches(rows_per_batch),
+                         {"table": type(table).__name__, **metadata}, out)  # fmt: skip
+
+
+def _write_export(
+    columns: list[ExportColumn], batches: Iterator[dict], metadata: dict,
+    out: str | os.PathLike[str],
+) -> int:  # fmt: skip
     target = Path(out)
     suffix = target.suffix.lower()
     if suffix not in (".parquet", ".ecsv"):
         raise ProductError(str(target), "export format must be .parquet or .ecsv")
-    columns = product.export_columns()
-    batches = product.export_batches(rows_per_batch)
-    metadata = export_metadata(product)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.parent / f".{target.name}.partial-{uuid.uuid4().hex}{suffix}"
     try:

@@ -39,28 +39,130 @@ def trigger(
 
 def events(
     ctx: typer.Context,
+    lightcurves: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="season light-curve products (.asdf) or outside tables (.parquet, "
+            ".csv: object_id, time, flux, flux_err or mag, mag_err); none: "
+            "the partition's season in storage"
+        ),
+    ] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            help="where results go: for .asdf inputs a store (file://… or "
+            "s3://…, default --storage), for tables a .parquet/.ecsv "
+            "path or s3:// URI (required)",
+        ),
+    ] = None,
     season: SeasonOption = "s01",
     field: FieldOption = "f03",
     detector: DetectorOption = "WFI01",
     threshold: Annotated[float, typer.Option(help="Δχ² a detection must reach")] = 500.0,
+    models: Annotated[
+        str, typer.Option(help="models beyond PSPL to try: a subset of FSPL,parallax,2L1S")
+    ] = "FSPL,parallax,2L1S",
     all_objects: Annotated[
         bool, typer.Option(help="search every object, not only those the trigger picked")
     ] = False,
+    ra: Annotated[float | None, typer.Option(help="tables: RA (deg), for parallax")] = None,
+    dec: Annotated[float | None, typer.Option(help="tables: its Dec (deg)")] = None,
+    jd_offset: Annotated[
+        float, typer.Option(help="tables: add to the times for a Julian date (0: HJD/JD already)")
+    ] = 0.0,
 ) -> None:
-    """Search, model and classify the partition's season light curves (the objects of the
-    latest trigger state, when there is one) into its microlensing event catalog."""
+    """Search, classify and model light curves into microlensing event catalogs: the
+    partition's season in storage (objects of its latest trigger state), season products
+    given as files, or outside tables (results written to --out)."""
+    from msos.events.catalog.step import selection_settings
+
+    try:
+        settings = selection_settings(models)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--models") from None
+    parameters = {"threshold": threshold, "models": models}
+    if not lightcurves:
+        _events_of_partition(ctx.obj, Partition(season, field, detector), parameters, all_objects)
+        return
+    context = _store(ctx, out) if any(f.endswith(".asdf") for f in lightcurves) else ctx.obj
+    for source in lightcurves:
+        if source.lower().endswith(".asdf"):
+            partition = _stage_season(context, source)
+            _events_of_partition(context, partition, parameters, all_objects=True)
+            continue
+        if out is None:
+            raise typer.BadParameter("outside tables need --out FILE.parquet|.ecsv",
+                                     param_hint="--out")  # fmt: skip
+        _events_of_table(ctx, source, out, settings, ra, dec, jd_offset, len(lightcurves),
+                         threshold)  # fmt: skip
+
+
+def _events_of_partition(
+    context: object, partition: Partition, parameters: dict, all_objects: bool
+) -> None:
     from msos.events.catalog.step import EventsStep
     from msos.events.trigger.step import latest_state
 
-    partition = Partition(season, field, detector)
     keys = [partition.season_key()]
     if not all_objects:
-        keys += latest_state(ctx.obj, partition)
-    result = EventsStep(ctx.obj, partition).run(keys, {"threshold": threshold},
-                                                partition=partition.name)  # fmt: skip
+        keys += latest_state(context, partition)
+    result = EventsStep(context, partition).run(keys, parameters, partition=partition.name)
     state = "already done" if result.skipped else "done"
     for record in result.products:
         typer.echo(f"{result.step}: {state}: {record.uri}")
+
+
+def _store(ctx: typer.Context, out: str | None) -> object:
+    """The context products go to: --out as the store, the same database."""
+    if out is None:
+        return ctx.obj
+    from ssc_common.context import Context
+    from ssc_common.settings import get_settings
+
+    settings = ctx.obj.settings
+    context = Context(get_settings(storage_url=out, database_url=settings.database_url,
+                                   log_format=settings.log_format))  # fmt: skip
+    ctx.call_on_close(context.close)
+    return context
+
+
+def _stage_season(context: object, source: str) -> Partition:
+    """Put a season light-curve file where its partition's events step reads it."""
+    from pathlib import Path
+
+    from roman_schemas.io import open_product
+    from roman_schemas.products.msos import LightCurveCatalog
+
+    with open_product(source, LightCurveCatalog) as product:
+        meta = product.meta
+        partition = Partition(meta.season, meta.field, str(meta.detector))
+    key = partition.season_key()
+    if not context.storage.exists(key):
+        context.storage.put_file(key, Path(source))
+    return partition
+
+
+def _events_of_table(
+    ctx: typer.Context, source: str, out: str, settings: object, ra: float | None,
+    dec: float | None, jd_offset: float, n_inputs: int, threshold: float,
+) -> None:  # fmt: skip
+    from pathlib import Path
+
+    from msos.events.catalog.outside import events_of_table, write_events
+
+    if (ra is None) != (dec is None):
+        raise typer.BadParameter("give both --ra and --dec, or neither", param_hint="--ra")
+    sky = None if ra is None else (ra, dec, jd_offset)
+    result = events_of_table(source, threshold, settings, sky)
+    for oid, reason in result.skipped.items():
+        typer.echo(f"{source}: object {oid} not modelled: {reason}", err=True)
+    target = out
+    if n_inputs > 1:  # one output per input: name.parquet → name-<input stem>.parquet
+        stem, dot, suffix = out.rpartition(".")
+        target = f"{stem}-{Path(source).stem}{dot}{suffix}"
+    rows = write_events(result, target, Path(source).name, jd_offset, ctx.obj.settings)
+    typer.echo(f"{source}: {rows} events → {target}")
 
 
 def efficiency(

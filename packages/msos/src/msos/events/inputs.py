@@ -58,7 +58,11 @@ def read_table(path: str | Path, min_points: int = 10) -> LightCurves:
         raise MsosError(str(path), f"needs columns object_id and time; has {sorted(columns)}")
 
     def column(name: str) -> np.ndarray:
-        return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
+        values = table.column(name).to_numpy(zero_copy_only=False)
+        try:
+            return np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise MsosError(str(path), f"column {name} is not numeric") from None
 
     if {"flux", "flux_err"} <= columns:
         flux, err = column("flux"), column("flux_err")

@@ -76,29 +76,48 @@ def find_events(
         if len(curve) == 0:
             skipped[int(oid)] = curve.rejected.get(int(oid), "no usable points")
             continue
-        t, f, e = curve.of(0)
-        detection = search(t, f, e, grid)
-        if detection.delta_chi2 < threshold:
-            continue
-        try:
-            fit = fit_detection(t, f, e, detection.t_0, detection.t_eff)
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            skipped[int(oid)] = f"no point-lens fit ({exc})"
-            continue
-        kind = classify(t, f, e, fit)
-        excess = fit.f_source * (magnification(t, fit.t_0, fit.u_0, fit.t_E) - 1) / e
-        row = EventRow(int(oid), detection, fit, kind, float(np.max(excess)),
-                       int(np.sum(excess > 3)))  # fmt: skip
-        if selection is not None and kind.classification in MODELLED_CLASSES:
-            sky = None
-            if positions is not None:
-                sky = Sky(float(positions[k][0]), float(positions[k][1]), jd_offset, fit.t_0)
-            try:
-                row = model_event(row, Dataset(t, f, e, str(oid)), sky, selection)
-            except (ValueError, np.linalg.LinAlgError) as exc:
-                skipped[int(oid)] = f"model selection failed ({exc}); point lens kept"
-        rows.append(row)
+        sky = None
+        if positions is not None:
+            sky = (float(positions[k][0]), float(positions[k][1]), jd_offset)
+        row = event_row(int(oid), *curve.of(0), threshold, grid, sky, selection, skipped)
+        if row is not None:
+            rows.append(row)
     return rows, skipped
+
+
+def event_row(
+    object_id: int,
+    time: np.ndarray,
+    flux: np.ndarray,
+    flux_err: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+    grid: SearchGrid | None = None,
+    position: tuple[float, float, float] | None = None,
+    selection: SelectionSettings | None = DEFAULT_SELECTION,
+    skipped: dict[int, str] | None = None,
+) -> EventRow | None:
+    """One cleaned light curve's row (None: nothing clears ``threshold``); ``position`` is
+    (ra, dec, jd_offset) for parallax; a reason it could not be modelled goes to ``skipped``."""
+    t, f, e, oid = time, flux, flux_err, object_id
+    skipped = {} if skipped is None else skipped
+    detection = search(t, f, e, grid)
+    if detection.delta_chi2 < threshold:
+        return None
+    try:
+        fit = fit_detection(t, f, e, detection.t_0, detection.t_eff)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        skipped[oid] = f"no point-lens fit ({exc})"
+        return None
+    kind = classify(t, f, e, fit)
+    excess = fit.f_source * (magnification(t, fit.t_0, fit.u_0, fit.t_E) - 1) / e
+    row = EventRow(oid, detection, fit, kind, float(np.max(excess)), int(np.sum(excess > 3)))
+    if selection is not None and kind.classification in MODELLED_CLASSES:
+        sky = None if position is None else Sky(*position, t_0_par=fit.t_0)
+        try:
+            row = model_event(row, Dataset(t, f, e, str(oid)), sky, selection)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            skipped[oid] = f"model selection failed ({exc}); point lens kept"
+    return row
 
 
 def model_event(

@@ -114,30 +114,41 @@ class EventsStep(PartitionStep):
 
 
 def events_table(rows: list[EventRow], season: LightCurveCatalog, partition: Any) -> Events:
-    """The catalog's table: one row per event, in time order, the selected model's parameters
-    and errors (NaN where the model has no such parameter; the compiled PSPL fit where no
-    model was selected)."""
+    """The partition catalog's table: one row per event, in time order."""
     rows = sorted(rows, key=lambda row: row.fit.t_0)
-    n = len(rows)
     index = {int(oid): k for k, oid in enumerate(np.asarray(season.objects.object_id))}
     at = np.array([index[row.object_id] for row in rows], dtype=np.int64)
+    return event_rows_table(
+        rows, [event_name(partition, row.object_id) for row in rows], partition.field,
+        partition.detector, np.asarray(season.objects.ra_deg, dtype=np.float64)[at],
+        np.asarray(season.objects.dec_deg, dtype=np.float64)[at],
+    )  # fmt: skip
+
+
+def event_rows_table(
+    rows: list[EventRow], names: list[str], field: str, detector: str, ra_deg: np.ndarray,
+    dec_deg: np.ndarray,
+) -> Events:  # fmt: skip
+    """``rows`` as the catalog's table (in their order): the selected model's parameters and
+    errors (NaN where the model has no such parameter; the compiled PSPL fit where no model
+    was selected)."""
+    n = len(rows)
     values = [_model_values(row) for row in rows]
 
     def column(name: str) -> np.ndarray:
         return np.array([v.get(name, np.nan) for v in values], dtype=np.float64)
 
     return Events(
-        event_id=np.array([event_name(partition, row.object_id) for row in rows], dtype="U32"),
+        event_id=np.array(names, dtype="U32").reshape(n),
         object_id=np.array([row.object_id for row in rows], dtype=np.int64),
-        field=np.full(n, partition.field, dtype="U3"),
-        detector=np.full(n, partition.detector, dtype="U5"),
-        ra_deg=np.asarray(season.objects.ra_deg, dtype=np.float64)[at],
-        dec_deg=np.asarray(season.objects.dec_deg, dtype=np.float64)[at],
+        field=np.full(n, field, dtype="U3"),
+        detector=np.full(n, detector, dtype="U5"),
+        ra_deg=np.asarray(ra_deg, dtype=np.float64), dec_deg=np.asarray(dec_deg, dtype=np.float64),
         t_peak_mjd_tdb=np.array([row.detection.t_0 for row in rows], dtype=np.float64),
         delta_chi2=np.array([row.detection.delta_chi2 for row in rows], dtype=np.float32),
         peak_snr=np.array([row.peak_snr for row in rows], dtype=np.float32),
         n_points_magnified=np.array([row.n_points_magnified for row in rows], dtype=np.uint32),
-        model_type=np.array([v["model"] for v in values], dtype="U12"),
+        model_type=np.array([v["model"] for v in values], dtype="U12").reshape(n),
         t_0_mjd_tdb=column("t_0"), t_0_err_d=column("t_0_err"),
         u_0=column("u_0"), u_0_err=column("u_0_err"),
         t_E_d=column("t_E"), t_E_err_d=column("t_E_err"),
@@ -151,7 +162,7 @@ def events_table(rows: list[EventRow], season: LightCurveCatalog, partition: Any
         chi2=column("chi2"),
         dof=np.array([v["dof"] for v in values], dtype=np.uint32),
         classification=np.array([row.classification.classification for row in rows],
-                                dtype="U16"),
+                                dtype="U16").reshape(n),
         classification_score=np.array([row.classification.score for row in rows],
                                       dtype=np.float32),
     )  # fmt: skip

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from msos.events.model.fit import Dataset, ModelFit, fit_model
+from msos.events.model.fit import BOUNDS, Dataset, ModelFit, fit_model
 from msos.events.model.lens import Sky
 from msos.events.model.planet import Anomaly, binary_seeds, find_anomaly
 from msos.events.model.pspl import fit_pspl
@@ -33,11 +33,13 @@ class SelectionSettings:
     finite_source_delta_chi2: float = 20.0
     parallax_min_t_e_d: float = 15.0  # shorter events cannot show Earth's acceleration
     parallax_delta_chi2: float = 30.0
+    max_pi_e: float = 5.0  # beyond: no lens in the Galaxy; a fit that far explains noise
     binary_anomaly_delta_chi2: float = 50.0  # residual excess that makes a binary worth trying
     binary_anomaly_sigma: float = 5.0  # … and its significance over the window's noise
     binary_delta_chi2: float = 160.0  # Roman's planet detection threshold (Penny et al. 2019)
     binary_seeds: int = 6
     seed_iterations: int = 25  # LM iterations a seed gets before the best is polished
+    seed_outside_points: int = 300  # epochs a seed fit keeps away from the anomaly and peak
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,17 @@ def select_model(
     data = [d.usable() for d in ([data] if isinstance(data, Dataset) else data)]
     tried: list[ModelFit] = []
 
-    def attempt(model: str, params: dict[str, float], iterations: int = 200) -> ModelFit | None:
+    def attempt(
+        model: str, params: dict[str, float], iterations: int = 200, on: list | None = None
+    ) -> ModelFit | None:
         try:
-            fit = fit_model(data, model, params, sky, max_iterations=iterations)
+            fit = fit_model(on or data, model, params, sky, max_iterations=iterations)
         except (ValueError, np.linalg.LinAlgError):
             return None
         if not np.isfinite(fit.chi2):
             return None
-        tried.append(fit)
+        if on is None:  # a fit to part of the data is a step, not a candidate
+            tried.append(fit)
         return fit
 
     first = data[0]  # the compiled PSPL fit finds the valley fast; the general one polishes
@@ -109,9 +114,15 @@ def select_model(
         rho = base.params.get("rho", 1e-3)
         model = "2L1S"
         seeds = binary_seeds(base, data, settings.binary_seeds, rho)
-        # each seed gets a short leash, the best of them the full polish
-        fits = [attempt(model, seed, settings.seed_iterations) for seed in seeds]
-        fits = [f for f in fits if f is not None]
+        # each seed gets a short leash on the epochs that matter, the best the full polish
+        focus = _focused(data, find_anomaly(base, data), base, settings.seed_outside_points)
+        fits = []
+        for seed in seeds:  # best grid cell first; stop at a statistically good fit
+            fit = attempt(model, seed, settings.seed_iterations, focus)
+            if fit is not None:
+                fits.append(fit)
+                if fit.chi2 <= fit.dof + 5 * np.sqrt(2 * fit.dof):
+                    break
         if fits:
             binary = min(fits, key=lambda f: f.chi2)
             binary = attempt(model, binary.params) or binary
@@ -122,6 +133,24 @@ def select_model(
                     if par is not None and best.chi2 - par.chi2 >= settings.parallax_delta_chi2:
                         best = par
     return Selection(best=best, tried=tuple(tried))
+
+
+def _focused(data: list[Dataset], anomaly: Anomaly, fit: ModelFit, outside: int) -> list[Dataset]:
+    """The epochs a binary seed is fitted to: every one in the anomaly (±1.5 widths) and the
+    single lens's peak (±2 t_eff), ``outside`` spread over the rest (the baseline and wings
+    fix the fluxes and t_E, and vary slowly; a planetary fit spends its time on caustics)."""
+    t_eff = max(abs(fit.params["u_0"]), 0.1) * fit.params["t_E"]
+    out = []
+    total = sum(d.time.size for d in data)
+    for d in data:
+        near = (np.abs(d.time - anomaly.t_a) <= 1.5 * anomaly.width_d) | (
+            np.abs(d.time - fit.params["t_0"]) <= 2 * t_eff
+        )
+        rest = np.flatnonzero(~near)
+        share = max(1, round(outside * d.time.size / total))
+        keep = np.sort(np.concatenate([np.flatnonzero(near), rest[:: max(1, rest.size // share)]]))
+        out.append(Dataset(d.time[keep], d.flux[keep], d.flux_err[keep], d.name))
+    return out
 
 
 def _anomalous(anomaly: Anomaly, settings: SelectionSettings) -> bool:
@@ -160,8 +189,22 @@ def _mirrored(params: dict[str, float]) -> dict[str, float]:
 
 
 def _parallax(fit: ModelFit, attempt: Callable) -> ModelFit | None:
-    """The better of ``fit``'s model with parallax, started from it and from its mirror."""
+    """The better of ``fit``'s model with parallax, started from it and from its mirror,
+    among the fits that are sound (:func:`sound`)."""
     fits = [attempt(f"{fit.model}+par", {**start, "pi_E_N": 0.05, "pi_E_E": 0.05})
             for start in (fit.params, _mirrored(fit.params))]  # fmt: skip
-    fits = [f for f in fits if f is not None]
+    fits = [f for f in fits if f is not None and sound(f)]
     return min(fits, key=lambda f: f.chi2) if fits else None
+
+
+def sound(fit: ModelFit, max_pi_e: float = SelectionSettings.max_pi_e) -> bool:
+    """Whether a fit is one to believe: every error finite (the data pin every parameter
+    down), no parameter on the edge of the fitted region, a physical parallax. Ground data
+    of a short event leave parallax free, and the fit then runs to the edge (OB140939's OGLE
+    light curve: u_0 = ±10, |π_E| ≈ 12, 30 below the point lens's χ²)."""
+    if not all(np.isfinite(v) and v > 0 for v in fit.errors.values()):
+        return False
+    for name, value in fit.params.items():
+        if any(np.isclose(value, edge, rtol=1e-5, atol=0) for edge in BOUNDS.get(name, ())):
+            return False
+    return np.hypot(fit.params.get("pi_E_N", 0.0), fit.params.get("pi_E_E", 0.0)) <= max_pi_e

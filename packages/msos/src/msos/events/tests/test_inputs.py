@@ -60,6 +60,7 @@ def test_bad_points_are_dropped_with_their_reasons_and_short_curves_rejected(tmp
         (b"\x00\x01 not a table", "not a readable table"),
         (b"object_id,time,flux\n1,2.0,3.0\n", "needs flux, flux_err or mag, mag_err"),
         (b"id,time,flux,flux_err\n1,2.0,3.0,1.0\n", "needs columns object_id and time"),
+        (b"object_id,time,flux,flux_err\n1,2.0,abc,1.0\n", "column flux is not numeric"),
     ],
 )
 def test_an_unusable_table_is_named_with_its_problem(tmp_path, content, reason):

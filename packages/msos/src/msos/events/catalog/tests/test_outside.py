@@ -1,0 +1,112 @@
+"""``msos events TABLE --out FILE``: outside photometry through the same pipeline.
+
+OGLE-2014-BLG-0939 (OGLE I band, as shipped with MulensModel; Yee et al. 2015, ApJ 802, 76)
+is a single-lens event: 2010–2014 photometry, the event in 2014. Yee et al. fit it with the
+Spitzer parallax: t_0 = 2456836.22, u_0 = 0.922, t_E = 22.87 d (their Table 1). From the
+ground data alone our point lens must agree with those within our errors, and parallax, which
+the ground light curve does not constrain, must be refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import MulensModel
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from msos.cli import app
+from roman_schemas.export import read_export
+
+DATA = Path(MulensModel.__file__).parent / "data" / "photometry_files" / "OB140939"
+YEE_2015 = {"t_0": 2456836.22, "u_0": 0.922, "t_E": 22.87}
+COORDINATES = ["--ra", "266.80104", "--dec", "-21.38297"]  # 17:47:12.25 −21:22:58.7
+
+
+@pytest.fixture
+def ogle_table(tmp_path: Path) -> Path:
+    """The OGLE light curve as a long-format CSV table (HJD, I magnitude, error)."""
+    data = np.loadtxt(DATA / "ob140939_OGLE.dat")
+    path = tmp_path / "ob140939.csv"
+    lines = [f"939,{t:.5f},{m:.3f},{e:.3f}" for t, m, e in data[:, :3]]
+    path.write_text("object_id,time,mag,mag_err\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def _invoke(*args: str) -> object:
+    return CliRunner().invoke(app, ["--storage", "file:///nonexistent-store", "--database",
+                                    "sqlite://", "events", *args])  # fmt: skip
+
+
+def test_an_ogle_single_lens_matches_the_published_model(ogle_table: Path, tmp_path: Path):
+    out = tmp_path / "events.ecsv"
+    result = _invoke(str(ogle_table), "--out", str(out), *COORDINATES)
+    assert result.exit_code == 0, result.output
+    columns, _, metadata = read_export(out)
+    assert list(columns["model"]) == ["PSPL"]  # parallax refused: the ground data leave it free
+    assert list(columns["classification"]) == ["single_lens"]
+    for name, published in YEE_2015.items():
+        value, error = columns[name][0], columns[f"{name}_err"][0]
+        assert error > 0 and abs(value - published) < 2 * error, (name, value, error)
+    assert metadata["source"] == "ob140939.csv" and metadata["jd_offset"] == 0.0
+
+
+def test_the_table_goes_to_s3(ogle_table: Path, s3_server, s3_bucket, monkeypatch):
+    monkeypatch.setenv("SSC_S3_ENDPOINT_URL", s3_server.endpoint_url)
+    uri = f"s3://{s3_bucket}/events/ob140939.parquet"
+    result = _invoke(str(ogle_table), "--out", uri, "--models", "")
+    assert result.exit_code == 0, result.output
+    from ssc_common.settings import get_settings
+    from ssc_common.storage import open_storage
+
+    storage = open_storage(f"s3://{s3_bucket}/events", get_settings())
+    assert storage.get_bytes("ob140939.parquet")[:4] == b"PAR1"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "--out"),
+        (["--out", "x.ecsv", "--ra", "266.8"], "--dec"),
+        (["--out", "x.ecsv", "--models", "3L1S"], "unknown models"),
+    ],
+)
+def test_bad_options_are_refused(ogle_table: Path, args: list[str], message: str) -> None:
+    result = _invoke(str(ogle_table), *args)
+    assert result.exit_code != 0 and message in result.output
+
+
+def test_an_unreadable_table_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.parquet"
+    bad.write_bytes(b"not parquet")
+    result = _invoke(str(bad), "--out", str(tmp_path / "events.ecsv"))
+    assert result.exit_code != 0
+    assert "broken.parquet" in str(result.exception) + result.output
+    assert not (tmp_path / "events.ecsv").exists()
+
+
+def test_a_season_file_is_catalogued_into_the_store_given(tmp_path: Path) -> None:
+    from msos.events.model.pspl import magnification
+    from msos.partition import Partition
+    from roman_schemas import write_product
+    from roman_schemas.io import load_arrays, open_product
+    from roman_schemas.products.msos import LightCurveCatalog, MicrolensingEventCatalog
+
+    product = LightCurveCatalog.example(n_objects=6, n_epochs=800)
+    time = np.asarray(product.epochs.time_mjd_tdb)
+    rng = np.random.default_rng(1)
+    flux = rng.normal(0.0, 1.0, (6, time.size))
+    flux[2] += 80.0 * (magnification(time, float(np.median(time)), 0.2, 3.0) - 1)
+    product.delta_flux_ujy[:] = flux
+    product.delta_flux_err_ujy[:] = 1.0
+    product.flags[:] = 0
+    season = write_product(product, tmp_path / "season.asdf")
+    store = tmp_path / "store"
+    result = _invoke(str(season), "--out", store.as_uri(), "--models", "")
+    assert result.exit_code == 0, result.output
+    meta = product.meta
+    key = Partition(meta.season, meta.field, str(meta.detector)).events_key()
+    with open_product(store / key, MicrolensingEventCatalog) as opened:
+        events = load_arrays(opened, key).events
+    assert list(events.object_id) == [product.object_id[2]]
