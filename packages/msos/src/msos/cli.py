@@ -5,6 +5,7 @@ from __future__ import annotations
 from msos.commands import register
 from msos.events.command import register as register_events
 from msos.simulate.command import simulate
+from msos.variability.command import register as register_variability
 from ssc_common.cli_base import main_of, make_app
 
 app = make_app("msos", "MSOS: microlensing photometry and events of the Galactic Bulge survey.")
@@ -12,6 +13,7 @@ app = make_app("msos", "MSOS: microlensing photometry and events of the Galactic
 app.command("simulate")(simulate)
 register(app)
 register_events(app)
+register_variability(app)
 
 
 def main() -> None:

@@ -105,6 +105,14 @@ class Partition:
         """Where the season's L4 light-curve catalog goes."""
         return f"{self.prefix}/lightcurves/wfi_microlensing_light_curve_catalog_level_4.asdf"
 
+    def variability_key(self) -> str:
+        """Where the season's L4 variability catalog goes."""
+        return f"{self.prefix}/variability/wfi_microlensing_variability_catalog_level_4.asdf"
+
+    def periodic_key(self) -> str:
+        """Where the season's L4 periodic-object catalog goes."""
+        return f"{self.prefix}/variability/wfi_microlensing_object_periodic_catalog_level_4.asdf"
+
 
 def _stem(exposure_name: str) -> str:
     name = exposure_name.rsplit("/", 1)[-1]

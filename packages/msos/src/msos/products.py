@@ -64,3 +64,11 @@ def s_region(ra_deg: np.ndarray, dec_deg: np.ndarray) -> str:
     """``POLYGON ICRS ra1 dec1 …`` of a footprint's corners (in order around it)."""
     points = " ".join(f"{ra:.6f} {dec:.6f}" for ra, dec in zip(ra_deg, dec_deg, strict=True))
     return f"POLYGON ICRS {points}"
+
+
+def derived_meta(source: Any, cls: Any, meta_cls: Any) -> Any:
+    """``meta_cls`` metadata of a ``cls`` product made from a product with meta ``source``:
+    its program, season, partition and span, the new product's type and file name."""
+    fields = source.model_dump(exclude={"product_type", "model_type", "file_date", "file_name"})
+    kept = {name: value for name, value in fields.items() if name in meta_cls.model_fields}
+    return meta_cls(**cls.new_meta(file_name=f"{cls.product_type}.asdf", **kept))
