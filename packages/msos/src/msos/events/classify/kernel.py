@@ -13,6 +13,10 @@ Three questions, each a number, decide it:
 * Is the point lens itself plausible? ``u_0`` beyond ``max_u_0`` (a few per cent of
   brightening), a cusp with ``t_E`` of years, or a reduced χ² beyond ``max_reduced_chi2``
   (then "candidate": an anomaly for the binary models) are not single lenses.
+* Is it an outburst? A dwarf nova (or a flare) rises faster than it fades; a lens
+  brightens and fades alike. A fast-rise, exponential-decline profile (decline at least
+  ``outburst_asymmetry`` times slower than the rise) that beats the point lens by BIC makes it
+  a variable star.
 * Do a handful of epochs carry the signal? If the ``max_artefact_points`` most significant
   epochs hold more than half the PSPL model's Δχ², it is a cosmic ray, a bad subtraction or a
   satellite, not a microlensing event days long.
@@ -44,6 +48,7 @@ class ClassifierSettings:
     min_u_0: float = 1e-4  # below, with t_E in years: the fit made a cusp of a flare
     max_t_e_d: float = 1000.0
     max_reduced_chi2: float = 3.0  # a worse point-lens fit: an anomaly to model (candidate)
+    outburst_asymmetry: float = 2.0  # an outburst's decline time over its rise time, at least
 
 
 @dataclass(frozen=True)
@@ -113,11 +118,61 @@ def classify(
     if bic <= 0 or second:
         score = 1.0 - np.exp(-max(-bic, 10.0 if second else 0.0) / 20.0)
         return Classification("variable_star", float(score), bic, period, second, top)
+    outburst = (outburst_chi2(t, f, e, fit.t_0, width, settings) + 5 * log_n) - (
+        fit.chi2 + 5 * log_n
+    )
+    if outburst < 0:  # fast rise, slow decline: a dwarf nova, not a lens
+        return Classification("variable_star", float(1.0 - np.exp(outburst / 20.0)), bic, period,
+                              second, top)  # fmt: skip
     if fit.chi2 / max(fit.dof, 1) > settings.max_reduced_chi2:
         # a point lens describes the event but not its details: binary, planet or a
         # variable source; for the model step to decide
         return Classification("candidate", 0.5, bic, period, second, top)
     return Classification("single_lens", float(1.0 - np.exp(-bic / 20.0)), bic, period, second, top)
+
+
+#: rise and decline e-folding times (days) the outburst profile is tried with
+RISE_D = np.geomspace(0.02, 3.0, 8)
+DECLINE_D = np.geomspace(0.1, 20.0, 12)
+
+
+def outburst_chi2(
+    time: np.ndarray, flux: np.ndarray, flux_err: np.ndarray, t_peak: float, width: float,
+    settings: ClassifierSettings,
+) -> float:  # fmt: skip
+    """χ² of the best fast-rise, exponential-decline profile, ``b + a·exp(±(t − t_p)/τ)``
+    (rise τ_r before the peak t_p, decline τ_d ≥ asymmetry·τ_r after), over a grid of peak
+    times within ``width`` of ``t_peak`` and of both times; ``a`` and ``b`` linear."""
+    w = 1.0 / flux_err
+    y = flux * w
+    sww, swy, syy = w @ w, w @ y, y @ y
+    near = np.flatnonzero(np.abs(time - t_peak) <= max(width, 0.5))
+    peaks = time[near[:: max(1, near.size // 60)]] if near.size else np.array([t_peak])
+    best = np.inf
+    for t_p in peaks:
+        dt = time - t_p
+        # the rise (before t_p) and decline (after) parts have disjoint supports: the sums of
+        # the normal equations split into one term of each
+        rise = np.exp(np.minimum(dt, 0.0)[None, :] / RISE_D[:, None]) * (dt < 0) * w
+        fall = np.exp(-np.maximum(dt, 0.0)[None, :] / DECLINE_D[:, None]) * (dt >= 0) * w
+        r_w, r_s, r_y = rise @ w, np.einsum("ij,ij->i", rise, rise), rise @ y
+        f_w, f_s, f_y = fall @ w, np.einsum("ij,ij->i", fall, fall), fall @ y
+        sws = r_w[:, None] + f_w[None, :]
+        sss = r_s[:, None] + f_s[None, :]
+        ssy = r_y[:, None] + f_y[None, :]
+        det = sww * sss - sws**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = (sww * ssy - sws * swy) / det
+            b = (sss * swy - sws * ssy) / det
+        chi2 = syy - a * ssy - b * swy
+        allowed = (
+            (DECLINE_D[None, :] >= settings.outburst_asymmetry * RISE_D[:, None])
+            & (det > 0)
+            & (a > 0)
+        )
+        if allowed.any():
+            best = min(best, float(chi2[allowed].min()))
+    return best
 
 
 def _episodes(t: np.ndarray, z: np.ndarray, settings: ClassifierSettings) -> int:

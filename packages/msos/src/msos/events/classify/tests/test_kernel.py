@@ -70,7 +70,8 @@ def test_point_lens_events_are_single_lenses(classified):
 
 
 def test_variables_are_not_taken_for_microlensing(classified):
-    mistaken = np.mean(np.array(classified["variable"]) == "single_lens")
+    # a candidate goes to the event catalog too: it counts as a false positive
+    mistaken = np.mean(np.isin(classified["variable"], ["single_lens", "candidate"]))
     assert mistaken <= 0.01, classified["variable"]
 
 
