@@ -124,12 +124,18 @@ def model_event(
     row: EventRow, data: Dataset, sky: Sky | None, settings: SelectionSettings
 ) -> EventRow:
     """``row`` with its selected model and the class it implies: a binary lens makes it
-    planetary or binary_lens, a candidate the higher-order model fits well a single lens."""
+    planetary or binary_lens, a candidate the higher-order model fits well a single lens, and
+    one that outburst profiles describe better than any lens a variable star."""
     fit = row.fit
     chosen = select_model(data, {"t_0": fit.t_0, "u_0": fit.u_0, "t_E": fit.t_E}, sky,
                           settings).best  # fmt: skip
     kind = row.classification
-    if chosen.model.startswith("2L1S"):
+    n_params = len(chosen.params) + 2 * len(chosen.f_source)
+    lens_bic = chosen.chi2 + n_params * np.log(data.time.size)
+    if kind.outbursts_bic < lens_bic:  # even the best lens loses to outbursts: a dwarf nova
+        score = float(1.0 - np.exp((kind.outbursts_bic - lens_bic) / 20.0))
+        kind = replace(kind, classification="variable_star", score=score)
+    elif chosen.model.startswith("2L1S"):
         label = "planetary" if chosen.params["q"] < PLANET_MAX_Q else "binary_lens"
         gain = fit.chi2 - chosen.chi2  # over the point lens: how surely a binary
         score = 1.0 - np.exp(-gain / settings.binary_delta_chi2)

@@ -61,6 +61,7 @@ class Classification:
     period_d: float
     second_bump: bool
     top_points_fraction: float  # share of the PSPL Δχ² in the few best epochs
+    outbursts_bic: float = np.inf  # BIC of the best outburst profiles: the models must beat it
 
 
 def periodic_chi2(
@@ -118,17 +119,21 @@ def classify(
     if bic <= 0 or second:
         score = 1.0 - np.exp(-max(-bic, 10.0 if second else 0.0) / 20.0)
         return Classification("variable_star", float(score), bic, period, second, top)
-    outburst = (outburst_chi2(t, f, e, fit.t_0, width, settings) + 5 * log_n) - (
-        fit.chi2 + 5 * log_n
-    )
-    if outburst < 0:  # fast rise, slow decline: a dwarf nova, not a lens
+    # overlapping outbursts leave a point lens far off: only then try more than one profile
+    several = fit.chi2 / max(fit.dof, 1) > settings.max_reduced_chi2
+    chi2_outbursts, k_outbursts = outbursts(t, f, e, fit.t_0, width, settings,
+                                            max_outbursts=3 if several else 1)  # fmt: skip
+    outbursts_bic = chi2_outbursts + k_outbursts * log_n
+    outburst = outbursts_bic - (fit.chi2 + 5 * log_n)
+    if outburst < 0:  # fast rise, slow decline: dwarf-nova outbursts, not a lens
         return Classification("variable_star", float(1.0 - np.exp(outburst / 20.0)), bic, period,
-                              second, top)  # fmt: skip
+                              second, top, outbursts_bic)  # fmt: skip
     if fit.chi2 / max(fit.dof, 1) > settings.max_reduced_chi2:
         # a point lens describes the event but not its details: binary, planet or a
         # variable source; for the model step to decide
-        return Classification("candidate", 0.5, bic, period, second, top)
-    return Classification("single_lens", float(1.0 - np.exp(-bic / 20.0)), bic, period, second, top)
+        return Classification("candidate", 0.5, bic, period, second, top, outbursts_bic)
+    score = float(1.0 - np.exp(-bic / 20.0))
+    return Classification("single_lens", score, bic, period, second, top, outbursts_bic)
 
 
 #: rise and decline e-folding times (days) the outburst profile is tried with
@@ -136,19 +141,55 @@ RISE_D = np.geomspace(0.02, 3.0, 8)
 DECLINE_D = np.geomspace(0.1, 20.0, 12)
 
 
-def outburst_chi2(
+def outbursts(
     time: np.ndarray, flux: np.ndarray, flux_err: np.ndarray, t_peak: float, width: float,
-    settings: ClassifierSettings,
-) -> float:  # fmt: skip
-    """χ² of the best fast-rise, exponential-decline profile, ``b + a·exp(±(t − t_p)/τ)``
-    (rise τ_r before the peak t_p, decline τ_d ≥ asymmetry·τ_r after), over a grid of peak
-    times within ``width`` of ``t_peak`` and of both times; ``a`` and ``b`` linear."""
+    settings: ClassifierSettings, max_outbursts: int = 3,
+) -> tuple[float, int]:  # fmt: skip
+    """(χ², parameters) of the best sum of up to ``max_outbursts`` fast-rise, exponential-
+    decline profiles by BIC: overlapping dwarf-nova outbursts look like one brightening.
+    Greedy: each profile is fitted to what the previous ones leave, then all amplitudes
+    and the baseline are solved together."""
     w = 1.0 / flux_err
     y = flux * w
+    found: list[np.ndarray] = []
+    best, best_bic = (np.inf, 0), np.inf
+    target, centre, span = y, t_peak, max(width, 0.5)
+    for _ in range(max_outbursts):
+        profile = _one_outburst(time, target, w, centre, span, settings.outburst_asymmetry)
+        if profile is None:
+            break
+        found.append(profile)
+        if len(found) > 1:  # overlapping profiles share flux: polish them together
+            joint = _polished(time, y, w, np.concatenate(found), settings.outburst_asymmetry)
+            found = list(joint.reshape(-1, 3))
+        design = np.column_stack([*(_outburst_profile(time, t_p, np.exp(r), np.exp(d)) * w
+                                    for t_p, r, d in found), w])  # fmt: skip
+        coefficients, *_ = np.linalg.lstsq(design, y, rcond=None)
+        model = design @ coefficients
+        chi2, k = float(np.sum((y - model) ** 2)), 4 * len(found) + 1
+        bic = chi2 + k * np.log(time.size)
+        if bic >= best_bic:  # another profile does not pay for itself
+            break
+        best, best_bic = (chi2, k), bic
+        target = y - model  # the next outburst: where the residuals, smoothed, peak
+        smooth = np.convolve(target, np.ones(9) / 9, mode="same")
+        centre, span = float(time[int(np.argmax(smooth))]), 1.0
+    return best
+
+
+def _one_outburst(
+    time: np.ndarray, y: np.ndarray, w: np.ndarray, t_peak: float, width: float,
+    asymmetry: float,
+) -> np.ndarray | None:  # fmt: skip
+    """(t_p, log τ_r, log τ_d) of the profile ``exp(±(t − t_p)/τ)`` (rise τ_r before t_p,
+    decline τ_d ≥ asymmetry·τ_r after) that best fits ``y ≈ a·profile + b·w`` (a > 0):
+    a grid of peak times within ``width`` of ``t_peak`` and of both times, then polished;
+    None if none fits."""
     sww, swy, syy = w @ w, w @ y, y @ y
-    near = np.flatnonzero(np.abs(time - t_peak) <= max(width, 0.5))
+    near = np.flatnonzero(np.abs(time - t_peak) <= width)
     peaks = time[near[:: max(1, near.size // 60)]] if near.size else np.array([t_peak])
-    best = np.inf
+    allowed_times = DECLINE_D[None, :] >= asymmetry * RISE_D[:, None]
+    best, choice = np.inf, None
     for t_p in peaks:
         dt = time - t_p
         # the rise (before t_p) and decline (after) parts have disjoint supports: the sums of
@@ -164,15 +205,60 @@ def outburst_chi2(
         with np.errstate(divide="ignore", invalid="ignore"):
             a = (sww * ssy - sws * swy) / det
             b = (sss * swy - sws * ssy) / det
-        chi2 = syy - a * ssy - b * swy
-        allowed = (
-            (DECLINE_D[None, :] >= settings.outburst_asymmetry * RISE_D[:, None])
-            & (det > 0)
-            & (a > 0)
-        )
-        if allowed.any():
-            best = min(best, float(chi2[allowed].min()))
-    return best
+        chi2 = np.where(allowed_times & (det > 0) & (a > 0), syy - a * ssy - b * swy, np.inf)
+        i, j = np.unravel_index(int(np.argmin(chi2)), chi2.shape)
+        if chi2[i, j] < best:
+            best, choice = float(chi2[i, j]), (t_p, i, j)
+    if choice is None:
+        return None
+    t_p, i, j = choice
+    return _refined_outburst(time, y, w, (t_p, np.log(RISE_D[i]), np.log(DECLINE_D[j])),
+                             asymmetry)  # fmt: skip
+
+
+def _outburst_profile(time: np.ndarray, t_p: float, rise: float, decline: float) -> np.ndarray:
+    """Unit fast-rise, exponential-decline profile peaking at ``t_p``."""
+    dt = time - t_p
+    return np.where(dt < 0, np.exp(np.minimum(dt, 0.0) / rise),
+                    np.exp(-np.maximum(dt, 0.0) / decline))  # fmt: skip
+
+
+def _refined_outburst(
+    time: np.ndarray, y: np.ndarray, w: np.ndarray, start: tuple[float, float, float],
+    asymmetry: float,
+) -> np.ndarray:  # fmt: skip
+    """The grid's best profile polished: a grid step in the decline time is worth thousands
+    in χ² at S/N 50. Returns (t_p, log τ_r, log τ_d)."""
+    return _polished(time, y, w, np.array(start), asymmetry)
+
+
+def _polished(
+    time: np.ndarray, y: np.ndarray, w: np.ndarray, z0: np.ndarray, asymmetry: float
+) -> np.ndarray:
+    """Profiles (rows of (t_p, log τ_r, log τ_d), flattened in ``z0``) polished together by
+    Nelder–Mead; their amplitudes (each > 0) and the baseline are solved linearly."""
+    from scipy.optimize import minimize
+
+    def chi2(z: np.ndarray) -> float:
+        rows = z.reshape(-1, 3)
+        if np.any(rows[:, 2] - rows[:, 1] < np.log(asymmetry)):
+            return np.inf
+        design = np.column_stack([*(_outburst_profile(time, t_p, np.exp(r), np.exp(d)) * w
+                                    for t_p, r, d in rows), w])  # fmt: skip
+        coefficients, *_ = np.linalg.lstsq(design, y, rcond=None)
+        if np.any(coefficients[:-1] <= 0):
+            return np.inf
+        return float(np.sum((y - design @ coefficients) ** 2))
+
+    steps = np.tile([0.05, 0.3, 0.2], z0.size // 3)
+    simplex = np.vstack([z0, z0 + np.diag(steps)])
+    z = minimize(
+        chi2,
+        z0,
+        method="Nelder-Mead",
+        options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": 0.1, "maxfev": 200 * z0.size},
+    ).x
+    return z if np.isfinite(chi2(z)) else z0
 
 
 def _episodes(t: np.ndarray, z: np.ndarray, settings: ClassifierSettings) -> int:

@@ -89,3 +89,34 @@ def test_a_single_outburst_fast_rise_slow_decline_is_a_variable_not_a_lens():
         )
         flux = rng.uniform(20, 50) * err * outburst + rng.normal(0, err, TIME.size)
         assert _pipeline(flux, np.full(TIME.size, err))[1].classification == "variable_star"
+
+
+@pytest.mark.parametrize(
+    ("starts", "decays"),
+    [((61424.29, 61425.51), (1.47, 1.18)), ((61427.30, 61431.29, 61433.04), (1.59, 1.06, 1.02))],
+)
+def test_overlapping_outbursts_are_a_variable_not_a_lens(starts, decays):
+    """Dwarf-nova outbursts a day or two apart never fall back to quiescence between them:
+    one brightening to the episode count, and no single outburst profile fits it (the two
+    benchmarks/event_recovery.py took for microlensing candidates before)."""
+    time = 61400 + np.arange(0, 62, 15 / 1440)
+    shape = sum(np.where(time > s, np.exp(-(time - s) / d), 0.0)
+                for s, d in zip(starts, decays, strict=True))  # fmt: skip
+    flux = 45 * shape + np.random.default_rng(8).normal(0, 1.0, time.size)
+    err = np.ones(time.size)
+    detection = search(time, flux, err)
+    fit = fit_detection(time, flux, err, detection.t_0, detection.t_eff)
+    assert classify(time, flux, err, fit).classification == "variable_star"
+
+
+def test_overlapping_outbursts_are_fitted_one_profile_each():
+    from msos.events.classify.kernel import ClassifierSettings, outbursts
+
+    time = 61400 + np.arange(0, 62, 15 / 1440)
+    flux = sum(45 * np.where(time > s, np.exp(-(time - s) / d), 0.0)
+               for s, d in ((61424.29, 1.47), (61425.51, 1.18)))  # fmt: skip
+    flux = flux + np.random.default_rng(9).normal(0, 1.0, time.size)
+    err = np.ones(time.size)
+    one, _ = outbursts(time, flux, err, 61424.5, 1.0, ClassifierSettings(), max_outbursts=1)
+    two, k = outbursts(time, flux, err, 61424.5, 1.0, ClassifierSettings())
+    assert two / time.size < 1.1 < 1.5 < one / time.size and k == 9
