@@ -116,3 +116,45 @@ def test_an_unknown_model_name_is_refused():
     assert not selection_settings("").binary and selection_settings("2L1S").binary
     with pytest.raises(ValueError, match="unknown models"):
         selection_settings("FSPL,3L1S")
+
+
+def test_a_planetary_event_is_catalogued_with_its_binary_lens_and_exported(ssc_context, tmp_path):
+    """The whole path: a planet's anomaly on an hourly 72-day season comes out of the step as
+    a planetary 2L1S row (s, q, alpha with errors), the point-lens event beside it keeps empty
+    binary cells in the export."""
+    from msos.events.model.lens import magnification as model_magnification
+    from roman_schemas.export import export_table
+
+    product = LightCurveCatalog.example(n_objects=3, n_epochs=1728)
+    product.epochs.time_mjd_tdb[:] = 61465.0 + np.arange(1728) / 24
+    time = np.asarray(product.epochs.time_mjd_tdb)
+    planet = dict(t_0=61501.3, u_0=0.1, t_E=30.0, rho=0.001, s=1.2, q=1e-3, alpha=60.0)
+    ref = np.asarray(product.objects.ref_flux_ujy, dtype=np.float64)
+    flux = np.zeros((3, time.size))
+    flux[0] = 100.0 * (model_magnification("2L1S", time, planet) - 1)
+    flux[1] = 100.0 * (magnification(time, 61480.0, 0.3, 8.0) - 1)
+    err = np.sqrt(0.5**2 + 0.01 * np.abs(flux + ref[:, None] + 100.0))
+    rng = np.random.default_rng(2)
+    product.delta_flux_ujy[:] = flux + rng.normal(0.0, err)
+    product.delta_flux_err_ujy[:] = err
+    product.flags[:] = 0
+    key = PARTITION.season_key()
+    ssc_context.storage.put_file(key, write_product(product, tmp_path / "season.asdf"))
+    EventsStep(ssc_context, PARTITION).run([key], {}, partition=PARTITION.name)
+    with open_stored_product(ssc_context, PARTITION.events_key(), MicrolensingEventCatalog) as c:
+        catalog = load_arrays(c, PARTITION.events_key())
+    events = catalog.events
+    rows = {int(oid): k for k, oid in enumerate(np.asarray(events.object_id))}
+    p, single = rows[int(product.object_id[0])], rows[int(product.object_id[1])]
+    assert events.classification[p] == "planetary" and events.model_type[p] == "2L1S"
+    assert events.q[p] == pytest.approx(1e-3, rel=0.2)
+    assert events.s[p] == pytest.approx(1.2, rel=0.02)
+    assert abs(events.alpha_deg[p] - 60.0) < 5 * events.alpha_err_deg[p] + 0.5
+    assert events.classification[single] == "single_lens" and events.model_type[single] == "PSPL"
+    from astropy.table import Table
+
+    assert export_table(catalog, tmp_path / "events.ecsv") == len(events)
+    exported = Table.read(tmp_path / "events.ecsv", format="ascii.ecsv")
+    assert exported["q"].mask[single] and not exported["q"].mask[p]  # empty cell, not NaN
+    assert list(exported["model"]) == list(events.model_type)
+    assert exported["s_err"][p] > 0 and exported["classification"][p] == "planetary"
