@@ -167,6 +167,13 @@ def _events_of_table(
 
 def efficiency(
     ctx: typer.Context,
+    images: Annotated[
+        list[str] | None,
+        typer.Argument(help="--medium images: the partition's Level-2 images (paths or URIs)"),
+    ] = None,
+    medium: Annotated[
+        str, typer.Option(help="inject into the season's light curves or into the images")
+    ] = "lightcurve",
     season: SeasonOption = "s01",
     field: FieldOption = "f03",
     detector: DetectorOption = "WFI01",
@@ -175,13 +182,38 @@ def efficiency(
     seed: Annotated[int, typer.Option(help="seed of the draws (same seed: same run)")] = 0,
     threshold: Annotated[float, typer.Option(help="Δχ² a detection must reach")] = 500.0,
     planet_fraction: Annotated[float, typer.Option(help="share of events planetary")] = 0.0,
+    u_0_max: Annotated[float | None, typer.Option(help="largest impact parameter")] = None,
+    t_e_d: Annotated[
+        tuple[float, float] | None,
+        typer.Option("--t-e-d", help="range of t_E (days), drawn log-uniform"),
+    ] = None,
+    source_flux_ujy: Annotated[
+        tuple[float, float] | None,
+        typer.Option(help="range of source fluxes (µJy; default: a fraction of the host's)"),
+    ] = None,
+    gain_e_per_dn: Annotated[
+        float | None,
+        typer.Option(help="--medium images: detector gain, for the added flux's photon noise"),
+    ] = None,
 ) -> None:
-    """Inject synthetic events into the partition's season light curves, search them as
-    ``msos events`` does, and publish its detection-efficiency catalog; print the counts."""
-    from msos.events.efficiency.step import MEDIUM, EfficiencyStep
+    """Inject synthetic events into the partition's season light curves (or, with --medium
+    images, into its Level-2 images, rerunning their photometry), search them as ``msos
+    events`` does, and publish its detection-efficiency catalog; print the counts."""
+    from msos.events.efficiency.step import (
+        IMAGES_MEDIUM,
+        MEDIUM,
+        EfficiencyStep,
+        ImagesEfficiencyStep,
+    )
     from roman_schemas.products.msos import DetectionEfficiencyCatalog
     from ssc_common.publish import open_stored_product
 
+    if medium not in (MEDIUM, IMAGES_MEDIUM):
+        raise typer.BadParameter(f"{medium!r} is not {MEDIUM} or {IMAGES_MEDIUM}",
+                                 param_hint="--medium")  # fmt: skip
+    if (medium == IMAGES_MEDIUM) != bool(images):
+        raise typer.BadParameter("Level-2 images go with --medium images, and only with it",
+                                 param_hint="IMAGES")  # fmt: skip
     partition = Partition(season, field, detector)
     parameters = {
         "n_injections": n_injections,
@@ -190,12 +222,20 @@ def efficiency(
         "threshold": threshold,
         "planet_fraction": planet_fraction,
     }
-    result = EfficiencyStep(ctx.obj, partition).run([partition.season_key()], parameters,
-                                                    partition=partition.name)  # fmt: skip
+    optional = {"u_0_max": u_0_max, "t_E_d": t_e_d, "source_flux_ujy": source_flux_ujy,
+                "gain_e_per_dn": gain_e_per_dn}  # fmt: skip
+    parameters |= {k: list(v) if isinstance(v, tuple) else v
+                   for k, v in optional.items() if v is not None}  # fmt: skip
+    if medium == IMAGES_MEDIUM:
+        step = ImagesEfficiencyStep(ctx.obj, partition)
+        result = step.run(step.inputs(images), parameters, partition=partition.name)
+    else:
+        result = EfficiencyStep(ctx.obj, partition).run([partition.season_key()], parameters,
+                                                        partition=partition.name)  # fmt: skip
     state = "already done" if result.skipped else "done"
     for record in result.products:
         typer.echo(f"{result.step}: {state}: {record.uri}")
-    key = partition.efficiency_key(MEDIUM)
+    key = partition.efficiency_key(medium)
     with open_stored_product(ctx.obj, key, DetectionEfficiencyCatalog) as product:
         counts = product.counts()
     events = counts["TP"] + counts["FN"]

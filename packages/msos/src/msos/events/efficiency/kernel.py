@@ -24,7 +24,7 @@ A blank is detected (a false positive) by any event row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -94,6 +94,12 @@ class InjectionPlan:
     def subset(self, rows: slice | np.ndarray) -> InjectionPlan:
         """The plan of ``rows`` only."""
         return InjectionPlan(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+    @classmethod
+    def joined(cls, plans: Sequence[InjectionPlan]) -> InjectionPlan:
+        """One plan of ``plans``' rows, in turn (e.g. the passes of the images medium)."""
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in plans])
+                      for f in fields(cls)})  # fmt: skip
 
     def params(self, k: int) -> dict[str, float]:
         """Row ``k``'s parameters, as :func:`msos.events.model.lens.magnification` takes them."""
@@ -227,20 +233,56 @@ def recover(
     rows as ``msos events`` does, and match the detections to the injections (module
     docstring); ``chunk`` rows at a time, so memory does not grow with the injections."""
     time = np.asarray(time, dtype=np.float64)
+
+    def injected() -> Iterator[InjectedCurves]:
+        for start in range(0, len(plan), chunk):
+            part = plan.subset(slice(start, start + chunk))
+            curves, err, added = inject(time, flux, flux_err, part, electrons_per_ujy, rng)
+            host_flags = None if flags is None else np.asarray(flags)[part.host]
+            yield InjectedCurves(start, curves, err, host_flags, added)
+
+    return search_and_match(time, injected(), plan, threshold=threshold, grid=grid,
+                            t_0_tolerance_d=t_0_tolerance_d,
+                            t_0_tolerance_t_E=t_0_tolerance_t_E)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class InjectedCurves:
+    """Injected light curves of the plan's rows ``first_row`` onward (rows × epochs): total
+    flux, its error, flags (None: all good) and the flux the injection added (µJy)."""
+
+    first_row: int
+    flux: np.ndarray
+    flux_err: np.ndarray
+    flags: np.ndarray | None
+    added: np.ndarray
+
+
+def search_and_match(
+    time: np.ndarray,
+    curves: Iterable[InjectedCurves],
+    plan: InjectionPlan,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    grid: SearchGrid | None = None,
+    t_0_tolerance_d: float = 5.0,
+    t_0_tolerance_t_E: float = 1.0,  # noqa: N803
+) -> Recovery:
+    """Search injected light curves as ``msos events`` does (point-lens fit alone) and match
+    the detections to the plan (module docstring); every medium recovers through this."""
+    time = np.asarray(time, dtype=np.float64)
     rows: list[EventRow] = []
     skipped: dict[int, str] = {}
     snr = np.zeros(len(plan))
-    for start in range(0, len(plan), chunk):
-        part = plan.subset(slice(start, start + chunk))
-        curves, err, added = inject(time, flux, flux_err, part, electrons_per_ujy, rng)
-        host_flags = None if flags is None else np.asarray(flags)[part.host]
+    for part in curves:
+        n = part.flux.shape[0]
         found, left_out = find_events(
-            start + np.arange(len(part)), time, curves, err, host_flags,
+            part.first_row + np.arange(n), time, part.flux, part.flux_err, part.flags,
             threshold=threshold, grid=grid, selection=None,
         )  # fmt: skip
         rows += found
         skipped.update(left_out)
-        snr[start : start + len(part)] = peak_snr(added, err, host_flags)
+        snr[part.first_row : part.first_row + n] = peak_snr(part.added, part.flux_err, part.flags)
     return match(rows, skipped, plan, t_0_tolerance_d, t_0_tolerance_t_E, snr)
 
 
