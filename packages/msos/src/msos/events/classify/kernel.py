@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.timeseries import LombScargle
 
-from msos.events.model.pspl import PSPLFit, magnification
+from msos.events.model.pspl import MAX_T_E_D, MIN_U_0, PSPLFit, magnification
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ class ClassifierSettings:
     max_artefact_points: int = 3
     episode_gap_d: float = 2.0  # brightenings further apart than this are separate episodes
     max_u_0: float = 2.0  # beyond: a 5 % brightening or less, no point lens worth the name
-    min_u_0: float = 1e-4  # below, with t_E in years: the fit made a cusp of a flare
-    max_t_e_d: float = 1000.0
+    min_u_0: float = MIN_U_0  # below, with t_E in years: the fit made a cusp of a flare
+    max_t_e_d: float = MAX_T_E_D
     max_reduced_chi2: float = 3.0  # a worse point-lens fit: an anomaly to model (candidate)
     outburst_asymmetry: float = 2.0  # an outburst's decline time over its rise time, at least
 

@@ -209,6 +209,12 @@ def _lm(
 
 #: starting impact parameters tried from a detection (its t_eff fixes t_E = t_eff / u_0)
 START_U0 = (0.01, 0.05, 0.2, 0.5, 1.0)
+#: a point lens within these is physical: a longer t_E or a smaller u_0 is the fit sliding
+#: along the low-magnification degeneracy (only u_0·t_E and the peak flux are measured)
+MAX_T_E_D = 1000.0
+MIN_U_0 = 1e-4
+#: fits this close in χ² to the best are equally good (Δχ² = 1: one parameter's 1σ)
+EQUALLY_GOOD_CHI2 = 1.0
 
 
 def fit_detection(
@@ -217,9 +223,16 @@ def fit_detection(
     """The best PSPL fit started from a grid-search detection ``(t_0, t_eff)``: one fit per
     starting ``u_0`` in :data:`START_U0` (with ``t_E = t_eff / u_0``, the high-magnification
     reading of t_eff, capped at 3 years), the lowest χ² kept — the blending degeneracy makes
-    a single start land in the wrong valley now and then."""
+    a single start land in the wrong valley now and then. Among fits as good as the best, a
+    physical one is preferred: a partly covered low-magnification event fits u_0 → 0,
+    t_E → ∞ as well as its true u_0 and t_E."""
     fits = []
     for u_0 in START_U0:
         t_e = min(t_eff / u_0, 1000.0)
         fits.append(fit_pspl(time, flux, flux_err, t_0, u_0, t_e))
-    return min(fits, key=lambda fit: fit.chi2)
+    best = min(fits, key=lambda fit: fit.chi2)
+    physical = [f for f in fits if f.chi2 <= best.chi2 + EQUALLY_GOOD_CHI2
+                and f.t_E <= MAX_T_E_D and f.u_0 >= MIN_U_0]  # fmt: skip
+    # a fit with errors before one without (a flat valley can leave the Fisher matrix singular)
+    physical.sort(key=lambda fit: (not np.all(np.isfinite(fit.covariance)), fit.chi2))
+    return physical[0] if physical else best

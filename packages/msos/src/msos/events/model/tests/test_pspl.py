@@ -100,3 +100,27 @@ def test_real_ogle_events_are_found_and_fitted_to_mulensmodels_minimum(name):
     assert ours.chi2 <= theirs.fun + 1e-4
     for k, name in enumerate(("t_0", "u_0", "t_E")):
         assert abs(getattr(ours, name) - theirs.x[k]) < 0.05 * ours.error(name), name
+
+
+def test_a_partly_covered_long_event_keeps_a_physical_point_lens(monkeypatch):
+    """A t_E ≈ 100 d, u_0 ≈ 0.7 event over a 62-day season measures only u_0·t_E and the
+    peak flux: u_0 → 0, t_E → 15,000 d fits as well. Among equally good fits the detection
+    fit keeps a physical one, so the classifier does not call the event a variable."""
+    from msos.events.classify.kernel import classify
+    from msos.events.model import pspl
+    from msos.events.search.kernel import search
+
+    time = 61400 + np.arange(0, 62, 15 / 1440)
+    t_0, u_0, t_e = 61437.1, 0.68, 98.4
+    source = 50.0 / (magnification(np.array([t_0]), t_0, u_0, t_e)[0] - 1)
+    flux = source * (magnification(time, t_0, u_0, t_e) + 1)
+    flux = flux + np.random.default_rng(8).normal(0.0, 1.0, time.size)
+    err = np.ones(time.size)
+    found = search(time, flux, err)
+    fit = pspl.fit_detection(time, flux, err, found.t_0, found.t_eff)
+    assert fit.t_E <= pspl.MAX_T_E_D and fit.u_0 >= pspl.MIN_U_0
+    assert classify(time, flux, err, fit).classification == "single_lens"
+    assert abs(fit.t_0 - t_0) < 0.5  # (the valley is flat: its Fisher matrix is singular)
+    monkeypatch.setattr(pspl, "EQUALLY_GOOD_CHI2", -1.0)  # lowest χ² only: it slides away
+    slid = pspl.fit_detection(time, flux, err, found.t_0, found.t_eff)
+    assert slid.t_E > pspl.MAX_T_E_D or slid.u_0 < pspl.MIN_U_0
