@@ -7,9 +7,10 @@ and catalog (the ``process-partition`` steps), then for each epoch: difference i
 pipeline does, render each host's added flux ``f_source · (A − 1)`` with the difference
 image's PSF (the reference ePSF convolved by the epoch's kernel, so a flux in the reference's
 unit lands as the epoch would record it) at the host's position on the epoch's grid, and run
-the epoch again (offset, kernel fit, difference, photometry) on the injected pixels. The
-report: the photometry's flux change at the hosts over the injected flux, and seconds per
-epoch for the injected pass against the plain one.
+the epoch again (offset, kernel fit, difference, photometry) on the injected pixels — all of
+that by the library (``msos.events.efficiency.images``: hosts by ``choose_hosts``, the pass
+by ``injected_light_curves``). The report: the photometry's flux change at the hosts over the
+injected flux, and seconds per epoch for the injected pass against the plain one.
 
     ./dev run python benchmarks/event_injection_images.py [--epochs 30] [--size 256]
 """
@@ -17,7 +18,6 @@ epoch for the injected pass against the plain one.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -29,10 +29,10 @@ def main() -> None:
     from msos.catalog.step import CatalogStep
     from msos.context import PartitionReference
     from msos.dia.step import read_input_epoch
-    from msos.epoch import difference_epoch, difference_psf, process_epoch
-    from msos.events.model.lens import magnification
+    from msos.epoch import process_epoch
+    from msos.events.efficiency.images import choose_hosts, injected_light_curves
+    from msos.events.efficiency.kernel import InjectionPlan, added_flux
     from msos.partition import Partition
-    from msos.psf.model import render_stars
     from msos.reference.step import ReferenceStep
     from msos.simulate.command import write_partition
     from msos.simulate.partition import SimulationConfig
@@ -63,28 +63,26 @@ def main() -> None:
         reference = PartitionReference.load(ctx, partition)
         x, y = reference.xy
         rng = np.random.default_rng(args.seed)
-        hosts = _isolated(rng, x, y, reference.shape, args.hosts, spacing=12.0, edge=30.0)
+        hosts = choose_hosts(rng, x, y, reference.shape, np.ones(x.size, bool), args.hosts,
+                             spacing=12.0, edge=30.0)[0]  # one pass  # fmt: skip
         epochs = [read_input_epoch(ctx, ref, partition) for ref in images]
         times = np.array([epoch.time_mjd_tdb for epoch in epochs])
-        u_0 = rng.uniform(0.05, 0.5, hosts.size)
-        params = [{"t_0": times.mean(), "u_0": u, "t_E": 0.3} for u in u_0]
-        source = rng.uniform(5.0, 50.0, hosts.size)  # µJy
-        added = source[:, None] * np.array([magnification("PSPL", times, p) - 1 for p in params])
-        change, error = np.zeros_like(added), np.zeros_like(added)
-        plain_s = injected_s = 0.0
-        for j, epoch in enumerate(epochs):
-            began = time.perf_counter()
-            plain = process_epoch(reference, epoch)
-            plain_s += time.perf_counter() - began
-            began = time.perf_counter()
-            shift, _, _, solution = difference_epoch(reference, epoch)
-            psf = difference_psf(reference, solution, shift)
-            flux = (added[:, j] / epoch.ujy_per_dn_s).astype(np.float32)
-            pixels = render_stars(epoch.shape, x[hosts] + shift[0], y[hosts] + shift[1], flux, psf)
-            result = process_epoch(reference, dataclasses.replace(epoch, data=epoch.data + pixels))
-            injected_s += time.perf_counter() - began
-            change[:, j] = result.flux_ujy[hosts] - plain.flux_ujy[hosts]
-            error[:, j] = result.flux_err_ujy[hosts]
+        n = hosts.size
+        nan = np.full(n, np.nan)
+        plan = InjectionPlan(
+            host=hosts, injected=np.ones(n, bool), model_type=np.full(n, "PSPL"),
+            t_0=np.full(n, times.mean()), u_0=rng.uniform(0.05, 0.5, n), t_E=np.full(n, 0.3),
+            rho=nan, s=nan, q=nan, alpha=nan, source_flux=rng.uniform(5.0, 50.0, n),  # µJy
+        )  # fmt: skip
+        added = added_flux(times, plan)
+        began = time.perf_counter()
+        plain = np.column_stack([process_epoch(reference, e).flux_ujy[hosts] for e in epochs])
+        plain_s = time.perf_counter() - began
+        began = time.perf_counter()
+        curves = injected_light_curves(reference, epochs, plan, np.zeros(n, np.int64), added)
+        injected_s = time.perf_counter() - began
+        ref = np.asarray(reference.catalog.objects.ref_flux_ujy, dtype=np.float64)[hosts]
+        change, error = curves.flux - ref[:, None] - plain, curves.flux_err
         ctx.close()
     print(f"{args.epochs} epochs of {args.size}² pixels, {hosts.size} hosts ≥ 12 px apart; "
           f"reference + catalog {setup:.0f} s")  # fmt: skip
@@ -95,22 +93,6 @@ def main() -> None:
     print(f"recovered / injected flux at the {strong.sum()} points > 3σ: median "
           f"{np.median(ratio):.4f}, 10-90 % {np.percentile(ratio, 10):.4f}-"
           f"{np.percentile(ratio, 90):.4f}")  # fmt: skip
-
-
-def _isolated(
-    rng: np.random.Generator, x: np.ndarray, y: np.ndarray, shape: tuple[int, int], n: int,
-    spacing: float, edge: float,
-) -> np.ndarray:  # fmt: skip
-    """Up to ``n`` random objects ``edge`` px inside the image and ``spacing`` px apart."""
-    ny, nx = shape
-    inside = np.flatnonzero((x > edge) & (x < nx - edge) & (y > edge) & (y < ny - edge))
-    chosen: list[int] = []
-    for k in rng.permutation(inside):
-        if all(np.hypot(x[k] - x[h], y[k] - y[h]) > spacing for h in chosen):
-            chosen.append(int(k))
-        if len(chosen) == n:
-            break
-    return np.array(chosen, dtype=np.int64)
 
 
 if __name__ == "__main__":

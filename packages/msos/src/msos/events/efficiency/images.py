@@ -44,6 +44,7 @@ from msos.events.efficiency.kernel import (
     InjectionPlan,
     InjectionSettings,
     draw_injections,
+    photon_noise,
 )
 from msos.inputs import Epoch
 from msos.psf.model import EPSFGrid, render_stars
@@ -149,13 +150,8 @@ def inject_epoch(
     pixels = render_stars(epoch.shape, x, y, flux, psf)
     data, variance = epoch.data + pixels, epoch.variance
     if electrons_per_dn_s is not None:
-        if electrons_per_dn_s <= 0:
-            raise ValueError(f"electrons per DN/s must be positive, not {electrons_per_dn_s}")
-        if rng is None:
-            raise ValueError("photon noise of the added flux needs a random generator")
-        extra = np.maximum(pixels, 0.0) / np.float32(electrons_per_dn_s)
-        data = data + rng.normal(0.0, np.sqrt(extra)).astype(np.float32)
-        variance = variance + extra
+        noise, extra = photon_noise(pixels, electrons_per_dn_s, rng, "electrons per DN/s")
+        data, variance = data + noise, variance + extra
     return dataclasses.replace(epoch, data=data.astype(np.float32),
                                variance=variance.astype(np.float32))  # fmt: skip
 

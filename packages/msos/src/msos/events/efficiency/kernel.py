@@ -204,14 +204,23 @@ def inject(
     out = np.asarray(flux, dtype=np.float64)[host] + added
     err = np.array(flux_err, dtype=np.float64)[host]
     if electrons_per_ujy is not None:
-        if electrons_per_ujy <= 0:
-            raise ValueError(f"electrons_per_ujy must be positive, not {electrons_per_ujy}")
-        if rng is None:
-            raise ValueError("photon noise of the added flux needs a random generator")
-        variance = np.maximum(added, 0.0) / electrons_per_ujy
-        out += rng.normal(0.0, np.sqrt(variance))
+        noise, variance = photon_noise(added, electrons_per_ujy, rng, "electrons_per_ujy")
+        out += noise
         err = np.sqrt(err**2 + variance)
     return out, err, added
+
+
+def photon_noise(
+    added: np.ndarray, electrons_per_unit: float, rng: np.random.Generator | None, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """A draw of the Poisson noise of ``added`` (as a Gaussian, in its unit) and its variance
+    ``added / electrons_per_unit``; ``name`` names the parameter in the errors."""
+    if not electrons_per_unit > 0:
+        raise ValueError(f"{name} must be positive, not {electrons_per_unit}")
+    if rng is None:
+        raise ValueError("photon noise of the added flux needs a random generator")
+    variance = np.maximum(added, 0.0) / electrons_per_unit
+    return rng.normal(0.0, np.sqrt(variance)), variance
 
 
 def recover(

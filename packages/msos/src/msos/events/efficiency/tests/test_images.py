@@ -17,6 +17,7 @@ from msos.events.efficiency.images import (
     HOST_EDGE_PIX,
     HOST_SPACING_PIX,
     draw_image_injections,
+    inject_epoch,
     injected_light_curves,
 )
 from msos.events.efficiency.kernel import InjectionSettings, added_flux, search_and_match
@@ -161,3 +162,22 @@ def test_an_unreadable_image_stops_the_run_naming_it_and_publishes_nothing(
     assert code != 0
     assert len(errors) == 1 and broken.name in errors[0] and "not a readable Level-2" in errors[0]
     assert sorted(p for p in store.rglob("*") if "efficiency" in str(p)) == before
+
+
+def test_photon_noise_of_the_added_pixels_widens_their_variance_by_gain_times_time(partition):
+    ctx, images, _ = partition
+    epoch = read_input_epoch(ctx, images[0], PARTITION)
+    psf = PartitionReference.load(ctx, PARTITION).epsf
+    x, y, added = np.array([60.0, 120.0]), np.array([70.0, 110.0]), np.array([4e4, 4e4])
+    plain = inject_epoch(epoch, x, y, added, psf)
+    noisy = inject_epoch(epoch, x, y, added, psf, electrons_per_dn_s=100.0,
+                         rng=np.random.default_rng(3))  # fmt: skip
+    pixels = plain.data - epoch.data
+    lit = np.isfinite(pixels) & (pixels > 5.0)
+    np.testing.assert_allclose((noisy.variance - epoch.variance)[lit], pixels[lit] / 100.0,
+                               rtol=1e-3)  # fmt: skip
+    pulls = (noisy.data - plain.data)[lit] / np.sqrt(pixels[lit] / 100.0)
+    assert lit.sum() > 50 and abs(np.std(pulls) - 1) < 0.2
+    np.testing.assert_array_equal(plain.variance, epoch.variance)  # noiseless: kept
+    with pytest.raises(ValueError, match="random generator"):
+        inject_epoch(epoch, x, y, added, psf, electrons_per_dn_s=100.0)
