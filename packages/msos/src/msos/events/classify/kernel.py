@@ -48,6 +48,7 @@ class ClassifierSettings:
     min_u_0: float = MIN_U_0  # below, with t_E in years: the fit made a cusp of a flare
     max_t_e_d: float = MAX_T_E_D
     max_reduced_chi2: float = 3.0  # a worse point-lens fit: an anomaly to model (candidate)
+    magnified_t_e: float = 2.0  # |t − t_0| below this many t_E: the source is magnified (u ≲ 2)
     outburst_asymmetry: float = 2.0  # an outburst's decline time over its rise time, at least
 
 
@@ -107,8 +108,16 @@ def classify(
     )
     width = max(fit.u_0, 0.1) * fit.t_E  # the peak's half width (t_eff)
     far = np.abs(t - fit.t_0) > settings.bump_distance * width
-    second = _has_run(resid > settings.second_bump_sigma, far, settings.second_bump_run)
-    second = second or _episodes(t, (f - np.median(f)) / e, settings) >= 2
+    # while the source is magnified a bump may be a planet's caustic: the models decide;
+    # outside, it is another brightening, which no lens makes
+    magnified = np.abs(t - fit.t_0) < settings.magnified_t_e * fit.t_E
+    bright = resid > settings.second_bump_sigma
+    second = _has_run(bright, far & ~magnified, settings.second_bump_run)
+    anomaly = _has_run(bright, far & magnified, settings.second_bump_run)
+    z = (f - np.median(f)) / e
+    second = (
+        second or _episodes(t, z, settings) - _episodes(t[magnified], z[magnified], settings) >= 1
+    )
     if top > 0.5:
         return Classification("artifact", min(1.0, top), bic, period, second, top)
     unphysical = not (settings.min_u_0 <= fit.u_0 <= settings.max_u_0) or (
@@ -128,7 +137,7 @@ def classify(
     if outburst < 0:  # fast rise, slow decline: dwarf-nova outbursts, not a lens
         return Classification("variable_star", float(1.0 - np.exp(outburst / 20.0)), bic, period,
                               second, top, outbursts_bic)  # fmt: skip
-    if fit.chi2 / max(fit.dof, 1) > settings.max_reduced_chi2:
+    if anomaly or fit.chi2 / max(fit.dof, 1) > settings.max_reduced_chi2:
         # a point lens describes the event but not its details: binary, planet or a
         # variable source; for the model step to decide
         return Classification("candidate", 0.5, bic, period, second, top, outbursts_bic)

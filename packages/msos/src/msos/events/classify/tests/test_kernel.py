@@ -120,3 +120,17 @@ def test_overlapping_outbursts_are_fitted_one_profile_each():
     one, _ = outbursts(time, flux, err, 61424.5, 1.0, ClassifierSettings(), max_outbursts=1)
     two, k = outbursts(time, flux, err, 61424.5, 1.0, ClassifierSettings())
     assert two / time.size < 1.1 < 1.5 < one / time.size and k == 9
+
+
+def test_a_planet_far_from_the_peak_is_a_candidate_for_the_models():
+    """A planetary caustic crossed 3.5 peak widths from t_0, while the source is magnified:
+    a bump a variable star could make too, but inside the event it is for the binary models
+    (called a second outburst, it was lost as a variable star)."""
+    from msos.events.model.lens import magnification as lens_magnification
+
+    planet = dict(t_0=61436.3, u_0=0.1, t_E=30.0, rho=0.001, s=1.2, q=1e-3, alpha=60.0)
+    flux = 100.0 * lens_magnification("2L1S", TIME, planet) + 50.0
+    err = np.sqrt(0.5**2 + 0.01 * flux)
+    flux = flux + np.random.default_rng(3).normal(0.0, err)
+    _, kind = _pipeline(flux, err)
+    assert kind.classification == "candidate" and not kind.second_bump
