@@ -133,6 +133,10 @@ def classify(
     chi2_outbursts, k_outbursts = outbursts(t, f, e, fit.t_0, width, settings,
                                             max_outbursts=3 if several else 1)  # fmt: skip
     outbursts_bic = chi2_outbursts + k_outbursts * log_n
+    if several and chi2_outbursts > settings.max_reduced_chi2 * (t.size - k_outbursts):
+        # outbursts that do not describe the light curve either are no alternative: a
+        # planet's anomaly can be bent into a few profiles a little better than a point lens
+        outbursts_bic = np.inf
     outburst = outbursts_bic - (fit.chi2 + 5 * log_n)
     if outburst < 0:  # fast rise, slow decline: dwarf-nova outbursts, not a lens
         return Classification("variable_star", float(1.0 - np.exp(outburst / 20.0)), bic, period,
