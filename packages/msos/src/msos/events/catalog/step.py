@@ -73,11 +73,11 @@ class EventsStep(PartitionStep):
             rows = np.flatnonzero(np.isin(ids, fired))
         objects = season.objects
         ref = np.asarray(objects.ref_flux_ujy, dtype=np.float64)[rows]
-        flux = np.asarray(season.delta_flux_ujy, dtype=np.float64)[rows] + ref[:, None]
+        flux = np.asarray(season.delta_flux_ujy[rows], dtype=np.float64) + ref[:, None]
         found, skipped = find_events(
             ids[rows], np.asarray(season.epochs.time_mjd_tdb), flux,
-            np.asarray(season.delta_flux_err_ujy, dtype=np.float64)[rows],
-            np.asarray(season.flags)[rows],
+            np.asarray(season.delta_flux_err_ujy[rows], dtype=np.float64),
+            np.asarray(season.flags[rows]),
             threshold=float(parameters.get("threshold", DEFAULT_THRESHOLD)),
             positions=np.column_stack([np.asarray(objects.ra_deg, dtype=np.float64)[rows],
                                        np.asarray(objects.dec_deg, dtype=np.float64)[rows]]),
@@ -99,8 +99,9 @@ class EventsStep(PartitionStep):
         )
         # each event's DQA report first: a catalog on record means its reports are too
         events = product.events
+        by_object = {row.object_id: row for row in kept}
         for k, event in enumerate(np.asarray(events.event_id)):
-            row = next(r for r in kept if r.object_id == int(events.object_id[k]))
+            row = by_object[int(events.object_id[k])]
             if row.model is None or row.data is None:
                 continue
             report = event_dqa(

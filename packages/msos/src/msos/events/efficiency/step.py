@@ -21,6 +21,7 @@ the file, before any photometry and with nothing published), then again for the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -84,14 +85,16 @@ class EfficiencyStep(PartitionStep):
         with open_stored_product(self.ctx, season_key, LightCurveCatalog) as opened:
             season = load_arrays(opened, season_key)
         ref = np.asarray(season.objects.ref_flux_ujy, dtype=np.float64)
-        flux = np.asarray(season.delta_flux_ujy, dtype=np.float64) + ref[:, None]
         time = np.asarray(season.epochs.time_mjd_tdb, dtype=np.float64)
         rng = np.random.default_rng(int(parameters.get("seed", DEFAULT_SEED)))
         plan = draw_injections(rng, time, ref, injection_settings(parameters))
+        # only the hosts' light curves are read (a season holds ~10⁶ of them)
+        hosts, local = np.unique(plan.host, return_inverse=True)
+        flux = np.asarray(season.delta_flux_ujy[hosts], dtype=np.float64) + ref[hosts, None]
         electrons = parameters.get("electrons_per_ujy")
         recovery = recover(
-            time, flux, np.asarray(season.delta_flux_err_ujy, dtype=np.float64),
-            np.asarray(season.flags), plan,
+            time, flux, np.asarray(season.delta_flux_err_ujy[hosts], dtype=np.float64),
+            np.asarray(season.flags[hosts]), dataclasses.replace(plan, host=local),
             threshold=float(parameters.get("threshold", DEFAULT_THRESHOLD)),
             electrons_per_ujy=None if electrons is None else float(electrons), rng=rng,
         )  # fmt: skip
