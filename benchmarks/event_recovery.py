@@ -20,6 +20,7 @@ import numpy as np
 
 from msos.events.catalog.kernel import event_row
 from msos.events.catalog.step import EVENT_CLASSES
+from msos.events.model.fit import Dataset
 from msos.events.model.pspl import magnification
 
 
@@ -36,7 +37,7 @@ def main() -> None:
     t = 61400 + np.arange(0, 62, args.cadence_min / 1440)
 
     def run(flux: np.ndarray, err: float) -> tuple:
-        row = event_row(0, t, flux, np.full(t.size, err))
+        row = event_row(0, Dataset(t, flux, np.full(t.size, err)))
         if row is None:
             return None, None
         return (row.model or row.fit), row.classification.classification
@@ -118,7 +119,7 @@ def planets(t: np.ndarray, rng: np.random.Generator, n: int) -> None:
         source = 100 * err / (1 / truth["u_0"])  # peak S/N ~ 100
         flux = source * lens_magnification("2L1S", t, truth) + source
         tic = time.perf_counter()
-        row = event_row(0, t, flux + rng.normal(0, err, t.size), np.full(t.size, err))
+        row = event_row(0, Dataset(t, flux + rng.normal(0, err, t.size), np.full(t.size, err)))
         kind = "not found" if row is None else row.classification.classification
         model = row.model.model if row is not None and row.model is not None else "-"
         print(f"  planet s={truth['s']:.3f} q={truth['q']:.1e} u_0={truth['u_0']:.3f}: {kind}, "

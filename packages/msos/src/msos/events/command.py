@@ -43,8 +43,9 @@ def events(
         list[str] | None,
         typer.Argument(
             help="season light-curve products (.asdf) or outside tables (.parquet, "
-            ".csv: object_id, time, flux, flux_err or mag, mag_err); none: "
-            "the partition's season in storage"
+            ".csv: object_id, time, flux, flux_err or mag, mag_err, optionally dataset: "
+            "the telescope or band; tables naming datasets merge by object_id into one "
+            "catalog, the others give one each); none: the partition's season in storage"
         ),
     ] = None,
     out: Annotated[
@@ -74,7 +75,8 @@ def events(
 ) -> None:
     """Search, classify and model light curves into microlensing event catalogs: the
     partition's season in storage (objects of its latest trigger state), season products
-    given as files, or outside tables (results written to --out)."""
+    given as files, or outside tables (results written to --out; an object seen by several
+    telescopes is searched on the one with the most points, modelled on all)."""
     from msos.events.catalog.step import selection_settings
 
     try:
@@ -85,17 +87,18 @@ def events(
     if not lightcurves:
         _events_of_partition(ctx.obj, Partition(season, field, detector), parameters, all_objects)
         return
-    context = _store(ctx, out) if any(f.endswith(".asdf") for f in lightcurves) else ctx.obj
+    tables = [source for source in lightcurves if not source.lower().endswith(".asdf")]
+    if tables and out is None:
+        raise typer.BadParameter("outside tables need --out FILE.parquet|.ecsv",
+                                 param_hint="--out")  # fmt: skip
+    context = _store(ctx, out) if len(tables) < len(lightcurves) else ctx.obj
     for source in lightcurves:
-        if source.lower().endswith(".asdf"):
+        if source not in tables:
             partition = _stage_season(context, source)
             _events_of_partition(context, partition, parameters, all_objects=True)
-            continue
-        if out is None:
-            raise typer.BadParameter("outside tables need --out FILE.parquet|.ecsv",
-                                     param_hint="--out")  # fmt: skip
-        _events_of_table(ctx, source, out, settings, ra, dec, jd_offset, len(lightcurves),
-                         threshold)  # fmt: skip
+    if tables:
+        _events_of_tables(ctx, tables, out, settings, ra, dec, jd_offset, len(lightcurves),
+                          threshold)  # fmt: skip
 
 
 def _events_of_partition(
@@ -143,26 +146,32 @@ def _stage_season(context: object, source: str) -> Partition:
     return partition
 
 
-def _events_of_table(
-    ctx: typer.Context, source: str, out: str, settings: object, ra: float | None,
+def _events_of_tables(
+    ctx: typer.Context, tables: list[str], out: str, settings: object, ra: float | None,
     dec: float | None, jd_offset: float, n_inputs: int, threshold: float,
 ) -> None:  # fmt: skip
     from pathlib import Path
 
     from msos.events.catalog.outside import events_of_table, write_events
+    from msos.events.inputs import read_tables
 
     if (ra is None) != (dec is None):
         raise typer.BadParameter("give both --ra and --dec, or neither", param_hint="--ra")
     sky = None if ra is None else (ra, dec, jd_offset)
-    result = events_of_table(source, threshold, settings, sky)
-    for oid, reason in result.skipped.items():
-        typer.echo(f"{source}: object {oid} not modelled: {reason}", err=True)
-    target = out
-    if n_inputs > 1:  # one output per input: name.parquet → name-<input stem>.parquet
-        stem, dot, suffix = out.rpartition(".")
-        target = f"{stem}-{Path(source).stem}{dot}{suffix}"
-    rows = write_events(result, target, Path(source).name, jd_offset, ctx.obj.settings)
-    typer.echo(f"{source}: {rows} events → {target}")
+    for sources, curves in read_tables(tables):  # every table read before anything is written
+        label, stem = " + ".join(sources), Path(sources[0]).stem
+        result = events_of_table(curves, stem, threshold, settings, sky)
+        for oid, reason in result.skipped.items():
+            typer.echo(f"{label}: object {oid} not modelled: {reason}", err=True)
+        for (oid, name), reason in result.dropped_datasets.items():
+            typer.echo(f"{label}: object {oid}: dataset {name} left out: {reason}", err=True)
+        target = out
+        if n_inputs > len(sources):  # one output per catalog: name.parquet → name-<stem>.parquet
+            base, dot, suffix = out.rpartition(".")
+            target = f"{base}-{stem}{dot}{suffix}"
+        names = " + ".join(Path(source).name for source in sources)
+        rows = write_events(result, target, names, jd_offset, ctx.obj.settings)
+        typer.echo(f"{label}: {rows} events → {target}")
 
 
 def efficiency(

@@ -1,6 +1,10 @@
 """From light curves to catalog rows: search each object, fit a point lens to what clears the
 threshold, classify it, and model what is a microlensing event.
 
+An object may have several datasets (telescopes or bands, each on its own flux scale): the
+search, point-lens fit and classification run on its primary one (listed first), model
+selection on all of them, so the catalog's source and blend fluxes are on the primary's scale.
+
 Runs on the objects the trigger picked (or any list of them); each light curve is cleaned the
 way outside tables are (:func:`msos.events.inputs.clean`), so flagged, NaN and repeated
 epochs never reach a fit. Events (single lenses and candidates) then go through model
@@ -10,6 +14,7 @@ lens); a binary lens makes the event ``planetary`` (q < 0.03) or ``binary_lens``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -46,7 +51,7 @@ class EventRow:
     peak_snr: float  # the largest (model − baseline) / error at an epoch
     n_points_magnified: int  # epochs 3σ above the baseline
     model: ModelFit | None = None  # the selected model (None: not an event, or not modelled)
-    data: Dataset | None = None  # the epochs the model was fitted to
+    data: tuple[Dataset, ...] | None = None  # the datasets the model was fitted to, in its order
 
 
 def find_events(
@@ -79,7 +84,8 @@ def find_events(
         sky = None
         if positions is not None:
             sky = (float(positions[k][0]), float(positions[k][1]), jd_offset)
-        row = event_row(int(oid), *curve.of(0), threshold, grid, sky, selection, skipped)
+        row = event_row(int(oid), Dataset(*curve.of(0), str(oid)), threshold, grid, sky,
+                        selection, skipped)  # fmt: skip
         if row is not None:
             rows.append(row)
     return rows, skipped
@@ -87,18 +93,18 @@ def find_events(
 
 def event_row(
     object_id: int,
-    time: np.ndarray,
-    flux: np.ndarray,
-    flux_err: np.ndarray,
+    data: Dataset | Sequence[Dataset],
     threshold: float = DEFAULT_THRESHOLD,
     grid: SearchGrid | None = None,
     position: tuple[float, float, float] | None = None,
     selection: SelectionSettings | None = DEFAULT_SELECTION,
     skipped: dict[int, str] | None = None,
 ) -> EventRow | None:
-    """One cleaned light curve's row (None: nothing clears ``threshold``); ``position`` is
-    (ra, dec, jd_offset) for parallax; a reason it could not be modelled goes to ``skipped``."""
-    t, f, e, oid = time, flux, flux_err, object_id
+    """One object's row from its cleaned datasets, the primary first (None: nothing clears
+    ``threshold``); ``position`` is (ra, dec, jd_offset) for parallax; a reason it could not
+    be modelled goes to ``skipped``."""
+    data = (data,) if isinstance(data, Dataset) else tuple(data)
+    t, f, e, oid = data[0].time, data[0].flux, data[0].flux_err, object_id
     skipped = {} if skipped is None else skipped
     detection = search(t, f, e, grid)
     if detection.delta_chi2 < threshold:
@@ -114,30 +120,36 @@ def event_row(
     if selection is not None and kind.classification in MODELLED_CLASSES:
         sky = None if position is None else Sky(*position, t_0_par=fit.t_0)
         try:
-            row = model_event(row, Dataset(t, f, e, str(oid)), sky, selection)
+            row = model_event(row, data, sky, selection)
         except (ValueError, np.linalg.LinAlgError) as exc:
             skipped[oid] = f"model selection failed ({exc}); point lens kept"
     return row
 
 
 def model_event(
-    row: EventRow, data: Dataset, sky: Sky | None, settings: SelectionSettings
+    row: EventRow, data: Dataset | Sequence[Dataset], sky: Sky | None, settings: SelectionSettings
 ) -> EventRow:
     """``row`` with its selected model and the class it implies: a binary lens makes it
     planetary or binary_lens, a candidate the higher-order model fits well a single lens, and
-    one that outburst profiles describe better than any lens a variable star."""
+    one that outburst profiles describe better than any lens a variable star (``data``: the
+    object's datasets, the primary, which ``row`` was classified on, first)."""
     fit = row.fit
-    chosen = select_model(data, {"t_0": fit.t_0, "u_0": fit.u_0, "t_E": fit.t_E}, sky,
-                          settings).best  # fmt: skip
+    data = (data,) if isinstance(data, Dataset) else tuple(data)
+    selection = select_model(data, {"t_0": fit.t_0, "u_0": fit.u_0, "t_E": fit.t_E}, sky,
+                             settings)  # fmt: skip
+    chosen = selection.best
     kind = row.classification
-    n_params = len(chosen.params) + 2 * len(chosen.f_source)
-    lens_bic = chosen.chi2 + n_params * np.log(data.time.size)
+    # the outburst profiles were fitted to the primary alone: the lens is weighed on it too
+    primary = data[0].usable()
+    chi2 = float(np.sum(((primary.flux - chosen.model_flux(primary.time)) / primary.flux_err) ** 2))
+    lens_bic = chi2 + (len(chosen.params) + 2) * np.log(primary.time.size)
     if kind.outbursts_bic < lens_bic:  # even the best lens loses to outbursts: a dwarf nova
         score = float(1.0 - np.exp((kind.outbursts_bic - lens_bic) / 20.0))
         kind = replace(kind, classification="variable_star", score=score)
     elif chosen.model.startswith("2L1S"):
         label = "planetary" if chosen.params["q"] < PLANET_MAX_Q else "binary_lens"
-        gain = fit.chi2 - chosen.chi2  # over the point lens: how surely a binary
+        single = selection.best_of("PSPL") or chosen  # fitted to the datasets the binary was
+        gain = single.chi2 - chosen.chi2  # over the point lens: how surely a binary
         score = 1.0 - np.exp(-gain / settings.binary_delta_chi2)
         kind = replace(kind, classification=label, score=float(score))
     elif kind.classification == "candidate" and chosen.chi2 <= _good_fit(chosen.dof):

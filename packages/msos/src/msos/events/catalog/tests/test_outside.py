@@ -5,6 +5,9 @@ is a single-lens event: 2010–2014 photometry, the event in 2014. Yee et al. fi
 Spitzer parallax: t_0 = 2456836.22, u_0 = 0.922, t_E = 22.87 d (their Table 1). From the
 ground data alone our point lens must agree with those within our errors, and parallax, which
 the ground light curve does not constrain, must be refused.
+
+An event seen by two telescopes (one table each, a ``dataset`` column naming them) is one
+row, searched on the telescope with more points and modelled on both.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from pathlib import Path
 
 import MulensModel
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -110,3 +116,47 @@ def test_a_season_file_is_catalogued_into_the_store_given(tmp_path: Path) -> Non
     with open_product(store / key, MicrolensingEventCatalog) as opened:
         events = load_arrays(opened, key).events
     assert list(events.object_id) == [product.object_id[2]]
+
+
+TRUTH = {"t_0": 2456000.0, "u_0": 0.2, "t_E": 25.0}
+
+
+def test_two_telescopes_of_one_event_give_one_row_on_the_primarys_flux_scale(tmp_path: Path):
+    from msos.events.model.lens import magnification
+
+    rng = np.random.default_rng(3)
+    # OGLE: I magnitudes, 600 epochs (the primary); MOA: difference fluxes, 400 epochs
+    t_ogle = np.sort(rng.uniform(-100, 100, 600)) + TRUTH["t_0"]
+    t_moa = np.sort(rng.uniform(-60, 60, 400)) + TRUTH["t_0"]
+    mag = 22 - 2.5 * np.log10(40.0 * magnification("PSPL", t_ogle, TRUTH) + 60.0)
+    moa = 3000.0 * magnification("PSPL", t_moa, TRUTH) - 2500.0
+    ogle_csv, moa_parquet = tmp_path / "ogle.csv", tmp_path / "moa.parquet"
+    pacsv.write_csv(pa.table({"object_id": np.full(600, 235), "time": t_ogle,
+                              "mag": mag + rng.normal(0, 0.01, 600), "mag_err": np.full(600, 0.01),
+                              "dataset": ["OGLE"] * 600}), ogle_csv)  # fmt: skip
+    pq.write_table(pa.table({"object_id": np.full(400, 235), "time": t_moa,
+                             "flux": moa + rng.normal(0, 30, 400), "flux_err": np.full(400, 30.0),
+                             "dataset": ["MOA"] * 400}), moa_parquet)  # fmt: skip
+    out = tmp_path / "events.ecsv"
+    result = _invoke(str(ogle_csv), str(moa_parquet), "--out", str(out), "--models", "")
+    assert result.exit_code == 0, result.output
+    columns, _, metadata = read_export(out)  # one catalog: the tables merge by object
+    assert list(columns["classification"]) == ["single_lens"]
+    for name in ("u_0", "t_E"):
+        value, error = columns[name][0], columns[f"{name}_err"][0]
+        assert error > 0 and abs(value - TRUTH[name]) < 3 * error, (name, value, error)
+    assert columns["dof"][0] == 600 + 400 - 3 - 2 * 2  # both telescopes fitted, each its fluxes
+    assert abs(columns["f_source"][0] - 40.0) < 3 * columns["f_source_err"][0]  # OGLE's scale
+    assert metadata["source"] == "ogle.csv + moa.parquet"
+
+
+def test_an_empty_dataset_name_is_refused_naming_the_file(tmp_path: Path) -> None:
+    table = tmp_path / "two-telescopes.csv"
+    rows = [f"1,{t}.0,100.0,1.0,{'OGLE' if t != 5 else ''}" for t in range(20)]
+    table.write_text("object_id,time,flux,flux_err,dataset\n" + "\n".join(rows) + "\n")
+    result = _invoke(str(table), "--out", str(tmp_path / "events.ecsv"), "--models", "")
+    assert result.exit_code != 0
+    message = str(result.exception) + result.output
+    assert "two-telescopes.csv: column dataset has empty values" in message
+    assert "\n" not in str(result.exception)
+    assert not (tmp_path / "events.ecsv").exists()
