@@ -11,7 +11,7 @@ their logarithms, which keeps them positive and the problem closer to linear.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,8 +68,12 @@ class ModelFit:
 class _Problem:
     """The residuals of ``model`` as a function of its internal parameter vector."""
 
-    def __init__(self, model: str, data: Sequence[Dataset], sky: Sky | None) -> None:
-        self.model, self.names, self.sky = model, parameter_names(model), sky
+    def __init__(
+        self, model: str, data: Sequence[Dataset], sky: Sky | None, fixed: dict[str, float]
+    ) -> None:
+        self.model, self.sky, self.fixed = model, sky, fixed
+        self.all_names = parameter_names(model)
+        self.names = [n for n in self.all_names if n not in fixed]
         self.data = [d.usable() for d in data]
         self.n = sum(d.time.size for d in self.data)
         self.logs = np.array([n in LOG_PARAMETERS for n in self.names])
@@ -79,10 +83,10 @@ class _Problem:
         self.fixed_sign = model.startswith(("PSPL", "FSPL")) and "+par" not in model
 
     def external(self, z: np.ndarray) -> dict[str, float]:
-        """Internal vector → MulensModel parameters."""
-        out = {}
-        for name, value in zip(self.names, z, strict=True):
-            out[name] = float(np.exp(value) if name in LOG_PARAMETERS else value)
+        """Internal vector → MulensModel parameters (the held ones included)."""
+        free = {name: float(np.exp(value) if name in LOG_PARAMETERS else value)
+                for name, value in zip(self.names, z, strict=True)}  # fmt: skip
+        out = {n: free[n] if n in free else self.fixed[n] for n in self.all_names}
         if self.fixed_sign:
             out["u_0"] = abs(out["u_0"])
         return out
@@ -170,15 +174,20 @@ def fit_model(
     sky: Sky | None = None,
     max_iterations: int = 200,
     tol: float = 1e-9,
+    fixed: Collection[str] = (),
 ) -> ModelFit:
     """Fit ``model`` to ``data`` from the parameters ``start`` (MulensModel's names; every
-    parameter of the model must be there). Parallax models need ``sky``."""
+    parameter of the model must be there), holding the ``fixed`` ones at their start values
+    (their errors are then 0). Parallax models need ``sky``."""
     data = [data] if isinstance(data, Dataset) else list(data)
-    problem = _Problem(model, data, sky)
-    names = problem.names
-    missing = [n for n in names if n not in start]
+    missing = [n for n in parameter_names(model) if n not in start]
     if missing:
         raise ValueError(f"{model} fit: no starting value for {', '.join(missing)}")
+    unknown = sorted(set(fixed) - set(parameter_names(model)))
+    if unknown:
+        raise ValueError(f"{model} fit: cannot hold {', '.join(unknown)}: not in the model")
+    problem = _Problem(model, data, sky, {n: float(start[n]) for n in fixed})
+    names = problem.names
     n_par = len(names) + 2 * len(data)
     if problem.n <= n_par:
         raise ValueError(f"{problem.n} usable points: a {model} fit needs more than {n_par}")
@@ -232,7 +241,7 @@ def _errors(
     except np.linalg.LinAlgError:
         cov = None
     sigma = np.sqrt(np.diag(cov)) if cov is not None else np.full(fisher.shape[0], np.nan)
-    errors = {}
+    errors = dict.fromkeys(problem.all_names, 0.0)
     for k, name in enumerate(problem.names):
         errors[name] = float(sigma[k] * params[name] if name in LOG_PARAMETERS else sigma[k])
     return errors, [float(s) for s in sigma[len(problem.names) :]]

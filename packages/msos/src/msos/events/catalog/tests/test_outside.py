@@ -7,7 +7,10 @@ ground data alone our point lens must agree with those within our errors, and pa
 the ground light curve does not constrain, must be refused.
 
 An event seen by two telescopes (one table each, a ``dataset`` column naming them) is one
-row, searched on the telescope with more points and modelled on both.
+row, searched on the telescope with more points and modelled on both. OGLE-2003-BLG-235, the
+first microlensing planet (OGLE I band and MOA fluxes, as shipped with MulensModel), must come
+out of the pipeline blind as a planetary 2L1S row with Bond et al.'s (2004) mass ratio,
+q = 0.0039 (+0.0011, −0.0007), at the χ² of the published geometry.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from msos.cli import app
 from roman_schemas.export import read_export
 
 DATA = Path(MulensModel.__file__).parent / "data" / "photometry_files" / "OB140939"
+OB03235 = DATA.parent / "OB03235"
+#: MulensModel's quoted model of OB03235 (its χ² on these data: 1644.0; ours from it: 1641.0)
+BOND_2004 = {"t_0": 2452848.06, "u_0": 0.1317, "t_E": 61.5, "s": 1.120, "alpha": 43.72}
 YEE_2015 = {"t_0": 2456836.22, "u_0": 0.922, "t_E": 22.87}
 COORDINATES = ["--ra", "266.80104", "--dec", "-21.38297"]  # 17:47:12.25 −21:22:58.7
 
@@ -160,3 +166,24 @@ def test_an_empty_dataset_name_is_refused_naming_the_file(tmp_path: Path) -> Non
     assert "two-telescopes.csv: column dataset has empty values" in message
     assert "\n" not in str(result.exception)
     assert not (tmp_path / "events.ecsv").exists()
+
+
+def test_the_first_microlensing_planet_is_found_blind(tmp_path: Path) -> None:
+    tables = []
+    for name, columns in (("OGLE", "mag,mag_err"), ("MOA", "flux,flux_err")):
+        data = np.loadtxt(OB03235 / f"OB03235_{name}.tbl.txt", comments=["\\", "|"])
+        path = tmp_path / f"{name.lower()}.csv"
+        lines = [f"235,{name},{t:.6f},{float(v)!r},{float(e)!r}" for t, v, e in data[:, :3]]
+        path.write_text(f"object_id,dataset,time,{columns}\n" + "\n".join(lines) + "\n")
+        tables.append(str(path))
+    out = tmp_path / "events.ecsv"
+    result = _invoke(*tables, "--out", str(out), "--models", "FSPL,2L1S")
+    assert result.exit_code == 0, result.output
+    columns, _, _ = read_export(out)
+    assert list(columns["model"]) == ["2L1S"]
+    assert list(columns["classification"]) == ["planetary"]
+    assert columns["chi2"][0] <= 1641.0 + 5.0  # the published minimum, not a neighbour's
+    assert 0.0039 - 0.0007 <= columns["q"][0] <= 0.0039 + 0.0011
+    for name, published in BOND_2004.items():
+        value, error = columns[name][0], columns[f"{name}_err"][0]
+        assert error > 0 and abs(value - published) < 3 * error, (name, value, error)

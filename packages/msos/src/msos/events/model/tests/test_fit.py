@@ -57,6 +57,21 @@ def test_a_fit_with_too_few_points_says_so() -> None:
         fit_model(data, "PSPL", dict(t_0=2.0, u_0=0.1, t_E=3.0))
 
 
+def test_held_parameters_stay_and_the_rest_fit_around_them() -> None:
+    truth = dict(CASES[1][1])
+    data = _simulate("FSPL", truth, seed=6)
+    start = {**truth, "t_E": 24.0, "rho": 0.012}
+    held = fit_model(data, "FSPL", start, fixed=("rho",))
+    assert held.params["rho"] == 0.012 and held.errors["rho"] == 0.0
+    assert list(held.params) == ["t_0", "u_0", "t_E", "rho"]
+    assert held.dof == data.time.size - 3 - 2  # the held size is not a fitted parameter
+    free = fit_model(data, "FSPL", held.params)
+    assert free.chi2 < held.chi2 - 100  # a source twice too large shows
+    assert free.params["rho"] == pytest.approx(0.006, rel=0.05)
+    with pytest.raises(ValueError, match="cannot hold s"):
+        fit_model(data, "FSPL", {**start, "s": 1.0}, fixed=("s",))
+
+
 @pytest.mark.parametrize(("model", "truth"), CASES, ids=[c[0] for c in CASES])
 def test_selection_climbs_as_far_as_the_data_ask(model: str, truth: dict) -> None:
     data = _simulate(model, truth, seed=5)

@@ -4,7 +4,8 @@
 Bond et al. (2004) publish q = 0.0039 (+0.0011, −0.0007) for it (abstract). Started from the
 model MulensModel's documentation quotes for the event, the 2L1S fit over both datasets must
 reach a χ² at least as good as that model's (as MulensModel computes it) and a mass ratio
-within the published uncertainty.
+within the published uncertainty. (``msos events`` finding it blind: the catalog's
+``test_outside``.)
 """
 
 from __future__ import annotations
