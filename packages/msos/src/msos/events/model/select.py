@@ -53,6 +53,7 @@ class SelectionSettings:
     binary_seeds: int = 6
     seed_iterations: int = 25  # LM iterations a seed gets before the best is polished
     seed_outside_points: int = 300  # epochs a seed fit keeps away from the anomaly and peak
+    smoothed_seeds: int = 3  # best grid cells refitted with a large source when none fit
     shrunk_seeds: int = 1  # best seed fits whose source is shrunk on every epoch, then freed
     shrink_iterations: int = 50  # LM iterations of each shrinking step
 
@@ -184,7 +185,8 @@ def _smoothed(
     smooth = float(np.clip(SMOOTH_RHO_PER_WIDTH * anomaly.width_d / base.params["t_E"],
                            seeds[0]["rho"], MAX_SMOOTH_RHO))  # fmt: skip
     held = [attempt("2L1S", {**s, "rho": smooth},
-                    settings.seed_iterations, focus, ("rho",)) for s in seeds]  # fmt: skip
+                    settings.seed_iterations, focus, ("rho",))
+            for s in seeds[: settings.smoothed_seeds]]  # fmt: skip
     held = sorted((f for f in held if f is not None), key=lambda f: f.chi2)
     finals = []
     for fit in held[: settings.shrunk_seeds]:
