@@ -5,7 +5,8 @@ box of the whole band (clipped to the detector), vectorised over sources.
 A source's light at wavelength λ lands ``dx(λ)`` pixels along the dispersion from its
 direct-image position and ``dy(dx)`` across it (:class:`gdps.instrument.Element`); the box
 adds the source's half-size on every side, so a neighbour's box overlapping it is where the
-two spectra contaminate each other.
+two spectra contaminate each other. Boxes are kept whole, as the location table stores them
+(``roman_schemas.products.gdps.SpectraLocationTable``), and cut to the detector to be read.
 """
 
 from __future__ import annotations
@@ -24,21 +25,31 @@ TRACE_SAMPLES = 64
 
 @dataclass(frozen=True)
 class Locations:
-    """Per source: the bounding box of its spectrum on the detector (inclusive pixel
-    indices, clipped) and how much of the band's trace lies on the detector."""
+    """Per source, as the location table (``SpectraLocationTable``) stores it: the bounding
+    box of its whole spectrum (inclusive pixels, not clipped: it may reach off the detector),
+    the fraction of the trace's length on the detector and the band seen there."""
 
     x_ref: np.ndarray  # direct-image position on this exposure (pixels)
     y_ref: np.ndarray
-    x_min: np.ndarray  # int64 box, clipped to the detector
+    x_min: np.ndarray  # int64 box of the whole band with the source's size
     x_max: np.ndarray
     y_min: np.ndarray
     y_max: np.ndarray
-    on_detector: np.ndarray  # fraction of the band's trace samples on the detector
+    on_detector: np.ndarray  # fraction of the trace's length on the detector
+    wavelength_min_nm: np.ndarray  # band on the detector (NaN: none of it)
+    wavelength_max_nm: np.ndarray
+    shape: tuple[int, int] = DETECTOR_PIX
 
     @property
     def visible(self) -> np.ndarray:
         """Sources with any of their spectrum on the detector."""
         return self.on_detector > 0
+
+    def clipped(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The boxes cut to the detector (x_min, x_max, y_min, y_max): the pixels to read."""
+        rows, cols = self.shape
+        return (np.clip(self.x_min, 0, cols - 1), np.clip(self.x_max, 0, cols - 1),
+                np.clip(self.y_min, 0, rows - 1), np.clip(self.y_max, 0, rows - 1))  # fmt: skip
 
 
 def trace_pixels(
@@ -70,38 +81,39 @@ def locate(
     half = np.broadcast_to(np.asarray(half_size_pix, float), x_ref.shape)
     if np.any(~np.isfinite(half) | (half < 0)):
         raise ValueError("source half-sizes must be finite and not negative")
-    lam = np.linspace(element.wavelength_min_nm, element.wavelength_max_nm, TRACE_SAMPLES)
+    # sampled evenly along the trace, so the fraction on the detector is one of length
+    ends = element.dx_pix(np.array([element.wavelength_min_nm, element.wavelength_max_nm]))
+    lam = element.wavelength_nm(np.linspace(ends.min(), ends.max(), TRACE_SAMPLES))
     x, y = trace_pixels(element, x_ref, y_ref, lam)
     rows, cols = shape
     inside = (x >= -0.5) & (x <= cols - 0.5) & (y >= -0.5) & (y <= rows - 0.5)
-    x_lo = np.floor(x.min(axis=1) - half + 0.5)
-    x_hi = np.floor(x.max(axis=1) + half + 0.5)
-    y_lo = np.floor(y.min(axis=1) - half + 0.5)
-    y_hi = np.floor(y.max(axis=1) + half + 0.5)
+    any_inside = inside.any(axis=1)
+    lam_min = np.where(any_inside, np.where(inside, lam, np.inf).min(axis=1), np.nan)
+    lam_max = np.where(any_inside, np.where(inside, lam, -np.inf).max(axis=1), np.nan)
     return Locations(
         x_ref=x_ref, y_ref=y_ref,
-        x_min=np.clip(x_lo, 0, cols - 1).astype(np.int64),
-        x_max=np.clip(x_hi, 0, cols - 1).astype(np.int64),
-        y_min=np.clip(y_lo, 0, rows - 1).astype(np.int64),
-        y_max=np.clip(y_hi, 0, rows - 1).astype(np.int64),
-        on_detector=inside.mean(axis=1),
+        x_min=np.floor(x.min(axis=1) - half + 0.5).astype(np.int64),
+        x_max=np.floor(x.max(axis=1) + half + 0.5).astype(np.int64),
+        y_min=np.floor(y.min(axis=1) - half + 0.5).astype(np.int64),
+        y_max=np.floor(y.max(axis=1) + half + 0.5).astype(np.int64),
+        on_detector=inside.mean(axis=1), wavelength_min_nm=lam_min, wavelength_max_nm=lam_max,
+        shape=shape,
     )  # fmt: skip
 
 
 def overlaps(locations: Locations) -> np.ndarray:
-    """Pairs (i, j), i < j, of visible sources whose boxes overlap, shape (n, 2), sorted:
-    where spectra contaminate each other (each box tested only against the boxes that start
-    within its x extent, in sorted order)."""
+    """Pairs (i, j), i < j, of visible sources whose boxes overlap on the detector, shape
+    (n, 2), sorted: where spectra contaminate each other (each box is tested only against
+    the boxes that start within its x extent, in sorted order)."""
+    x_min, x_max, y_min, y_max = locations.clipped()  # off the detector nothing mixes
     index = np.flatnonzero(locations.visible)
-    order = index[np.argsort(locations.x_min[index], kind="stable")]
-    starts = locations.x_min[order]
-    stop = np.searchsorted(starts, locations.x_max[order], side="right")
+    order = index[np.argsort(x_min[index], kind="stable")]
+    starts = x_min[order]
+    stop = np.searchsorted(starts, x_max[order], side="right")
     pairs = []
     for k, i in enumerate(order):
         later = order[k + 1 : stop[k]]  # start at or after i's start, before its end
-        hit = (locations.y_min[later] <= locations.y_max[i]) & (
-            locations.y_min[i] <= locations.y_max[later]
-        )
+        hit = (y_min[later] <= y_max[i]) & (y_min[i] <= y_max[later])
         for j in later[hit]:
             pairs.append((min(i, j), max(i, j)))
     out = np.array(sorted(pairs), dtype=np.int64)

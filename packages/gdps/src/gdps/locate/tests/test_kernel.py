@@ -34,14 +34,18 @@ def test_a_box_covers_the_band_and_the_source_size(grism) -> None:
     assert 800 < length - 10 < 1000  # 1.0–1.93 µm at ~1.08 nm per pixel
 
 
-def test_spectra_off_the_edge_are_clipped_and_counted(grism) -> None:
+def test_spectra_off_the_edge_are_kept_whole_and_counted(grism) -> None:
     where = locate(grism, np.array([4080.0, -2000.0, 2000.0]), np.array([100.0, 100.0, 5000.0]),
                    3.0)  # fmt: skip
-    lam = np.linspace(grism.wavelength_min_nm, grism.wavelength_max_nm, 64)
-    expected = np.mean(4080.0 + grism.dx_pix(lam) <= 4087.5)  # the band is centred on the source
-    assert where.on_detector[0] == pytest.approx(expected) and 0.3 < expected < 0.7
-    assert where.x_max[0] == 4087
+    ends = grism.dx_pix(np.array([grism.wavelength_min_nm, grism.wavelength_max_nm]))
+    expected = (4087.5 - (4080.0 + ends[0])) / (ends[1] - ends[0])  # the length on the detector
+    assert where.on_detector[0] == pytest.approx(expected, abs=0.02) and 0.3 < expected < 0.7
+    assert where.x_max[0] > 4087 and where.clipped()[1][0] == 4087  # stored whole, read cut
+    assert where.wavelength_min_nm[0] == pytest.approx(grism.wavelength_min_nm)
+    edge = grism.wavelength_nm(4087.5 - 4080.0)
+    assert where.wavelength_max_nm[0] == pytest.approx(edge, abs=2 * 15.0)  # one sample step
     assert where.on_detector[1] == 0.0 and where.on_detector[2] == 0.0
+    assert np.isnan(where.wavelength_min_nm[1]) and np.isnan(where.wavelength_max_nm[2])
     assert list(where.visible) == [True, False, False]
 
 
