@@ -57,10 +57,15 @@ def trace_pixels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pixel positions (x, y), shape (sources, wavelengths), where each source's trace
     centre falls at each wavelength."""
-    dx = element.dx_pix(np.asarray(wavelength_nm, float))
-    dy = element.trace_dy_pix(dx)
+    return _along(element, x_ref, y_ref, element.dx_pix(np.asarray(wavelength_nm, float)))
+
+
+def _along(
+    element: Element, x_ref: np.ndarray, y_ref: np.ndarray, dx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The trace centre (x, y) of every source at dispersion offsets ``dx``."""
     x = np.asarray(x_ref, float)[:, None] + dx[None, :]
-    y = np.asarray(y_ref, float)[:, None] + dy[None, :]
+    y = np.asarray(y_ref, float)[:, None] + element.trace_dy_pix(dx)[None, :]
     return x, y
 
 
@@ -83,8 +88,9 @@ def locate(
         raise ValueError("source half-sizes must be finite and not negative")
     # sampled evenly along the trace, so the fraction on the detector is one of length
     ends = element.dx_pix(np.array([element.wavelength_min_nm, element.wavelength_max_nm]))
-    lam = element.wavelength_nm(np.linspace(ends.min(), ends.max(), TRACE_SAMPLES))
-    x, y = trace_pixels(element, x_ref, y_ref, lam)
+    dx = np.linspace(ends.min(), ends.max(), TRACE_SAMPLES)
+    lam = element.wavelength_nm(dx)
+    x, y = _along(element, x_ref, y_ref, dx)
     rows, cols = shape
     inside = (x >= -0.5) & (x <= cols - 0.5) & (y >= -0.5) & (y <= rows - 0.5)
     any_inside = inside.any(axis=1)

@@ -69,11 +69,15 @@ def find_anomaly(fit: ModelFit, data: Sequence[Dataset]) -> Anomaly:
 
 
 def binary_seeds(
-    fit: ModelFit, data: Sequence[Dataset], n_seeds: int = 6, rho: float = 1e-3
+    fit: ModelFit,
+    data: Sequence[Dataset],
+    n_seeds: int = 6,
+    rho: float = 1e-3,
+    anomaly: Anomaly | None = None,
 ) -> list[dict[str, float]]:
     """Starting parameters of 2L1S fits: the ``n_seeds`` best grid cells around ``fit``'s
-    anomaly (distinct in ``s``, ``q`` or orientation)."""
-    anomaly = find_anomaly(fit, data)
+    anomaly (distinct in ``s``, ``q`` or orientation; ``anomaly``: found already, if given)."""
+    anomaly = anomaly or find_anomaly(fit, data)
     lo, hi = anomaly.t_a - 1.5 * anomaly.width_d, anomaly.t_a + 1.5 * anomaly.width_d
     window = []
     for k, d in enumerate(data):

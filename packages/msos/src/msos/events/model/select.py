@@ -134,7 +134,7 @@ def select_model(
         rho = base.params.get("rho", 1e-3)
         model = "2L1S"
         anomaly = find_anomaly(base, data)
-        seeds = binary_seeds(base, data, settings.binary_seeds, rho)
+        seeds = binary_seeds(base, data, settings.binary_seeds, rho, anomaly)
         # each seed gets a short leash on the epochs that matter, the best the full polish
         focus = _focused(data, anomaly, base, settings.seed_outside_points)
         fits = []
